@@ -1,0 +1,1 @@
+"""SnelStart backends: one interface (``base.SnelStartBackend``), several implementations."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: a real MariaDB server and a fresh database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.mariadb import MariaDB, machine_or_private
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    server = machine_or_private()
+    yield server
+    if server.private is not None:
+        server.private.cleanup()
+
+
+@pytest.fixture
+def database(mariadb: MariaDB) -> Iterator[str]:
+    """An empty utf8mb4 database with a unique name, dropped afterwards."""
+    name = mariadb.create_database()
+    yield name
+    mariadb.drop_database(name)
