@@ -1,0 +1,1 @@
+"""Demo and test shop building: Magento schemas and generated shop data."""
