@@ -1,0 +1,529 @@
+"""The client's own state in one SQLite file: cursor, ledger, deferred and failed orders, log, key/values.
+
+Everything that decides "was this Magento order already imported?" lives here and nowhere else. The ledger
+keys on (profile, Magento entity_id) because Magento 2 order numbers are unique per store only.
+
+The file is opened by several processes (the scheduler, a manual ``koppel run``, ``koppel status``), so it runs
+in WAL mode with a busy timeout. Writes that the exactly-once promise depends on (the ``pending`` mark before a
+SnelStart create) use ``synchronous=FULL``: a committed mark survives a crash of the process and of the machine.
+Other modules add their own tables through ``StateStore.connect()``; this module owns only the tables below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_RETENTION = dt.timedelta(days=28)
+BUSY_TIMEOUT_MS = 30_000
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Migrations by version: each entry brings the schema from version i to i + 1. Never edit a released one;
+# append a new one instead (an old state file must open with a newer koppel).
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE cursors (
+        profile TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE ledger (
+        profile TEXT NOT NULL,
+        entity_id INTEGER NOT NULL,
+        number TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+        betalingskenmerk TEXT,
+        snelstart_id TEXT,
+        snelstart_nummer INTEGER,
+        relatiecode INTEGER,
+        how TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (profile, entity_id)
+    );
+    CREATE INDEX ledger_snelstart_id ON ledger (profile, snelstart_id);
+    CREATE TABLE deferred (
+        profile TEXT NOT NULL,
+        entity_id INTEGER NOT NULL,
+        number TEXT,
+        state TEXT,
+        created_at TEXT,
+        first_seen TEXT NOT NULL,
+        last_checked TEXT NOT NULL,
+        PRIMARY KEY (profile, entity_id)
+    );
+    CREATE TABLE failed (
+        profile TEXT NOT NULL,
+        entity_id INTEGER NOT NULL,
+        number TEXT,
+        reason TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_failed TEXT NOT NULL,
+        last_try TEXT NOT NULL,
+        PRIMARY KEY (profile, entity_id)
+    );
+    CREATE TABLE log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        profile TEXT,
+        level TEXT NOT NULL,
+        essential INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        detail TEXT,
+        order_ref TEXT,
+        task TEXT
+    );
+    CREATE INDEX log_ts ON log (ts);
+    CREATE TABLE kv (
+        profile TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (profile, key)
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class StateError(Exception):
+    """The state file cannot be used (newer schema, not a koppel state file, unreadable)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _ts(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: state times must be timezone-aware")
+    # Fixed width, so that text comparison in SQL is time order.
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_ts(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    profile: str
+    entity_id: int
+    number: str | None
+    state: str  # "pending" (create started, outcome unknown) | "done"
+    betalingskenmerk: str | None
+    snelstart_id: str | None
+    snelstart_nummer: int | None
+    relatiecode: int | None
+    how: str | None  # "created" | "adopted" (found after an unknown outcome) | "already_imported"
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DeferredOrder:
+    profile: str
+    entity_id: int
+    number: str | None
+    state: str | None
+    created_at: dt.datetime | None  # Magento's creation time of the order
+    first_seen: dt.datetime
+    last_checked: dt.datetime
+
+
+@dataclass(frozen=True)
+class FailedOrder:
+    profile: str
+    entity_id: int
+    number: str | None
+    reason: str
+    attempts: int
+    first_failed: dt.datetime
+    last_try: dt.datetime
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    ts: dt.datetime
+    profile: str | None
+    level: str
+    essential: bool
+    message: str
+    detail: str | None
+    order: str | None
+    task: str | None
+
+
+class StateStore:
+    """One state file. Safe to share between threads; open one per process."""
+
+    def __init__(self, path: str | Path, *, now=utcnow) -> None:  # noqa: ANN001 - clock injectable for tests
+        self.path = Path(path)
+        self._now = now
+        self._lock = threading.RLock()
+        if self.path.parent and not self.path.parent.exists():
+            raise StateError(f"the folder of the state file {self.path} does not exist")
+        self._conn = self.connect()
+        self._migrate()
+        self.prune_log()
+
+    # -- connection ------------------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the state file with koppel's pragmas, in autocommit mode.
+
+        Use ``with conn:`` or explicit BEGIN/COMMIT for transactions; close it when done.
+        """
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two processes never both read-then-write.
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _migrate(self) -> None:
+        try:
+            with self._tx() as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"the state file {self.path} was written by a newer koppel "
+                        f"(schema {version}, this koppel knows {SCHEMA_VERSION}); update koppel"
+                    )
+                for index in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[index].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {index + 1}")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state file {self.path} cannot be used: {exc}") from exc
+
+    @property
+    def schema_version(self) -> int:
+        return self._query("PRAGMA user_version")[0][0]
+
+    # -- cursor ----------------------------------------------------------------------------------------
+    def get_cursor(self, profile: str) -> str | None:
+        rows = self._query("SELECT cursor FROM cursors WHERE profile = ?", (profile,))
+        return rows[0][0] if rows else None
+
+    def set_cursor(self, profile: str, cursor: str) -> None:
+        if not cursor:
+            raise ValueError("an empty cursor cannot be stored")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO cursors (profile, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (profile) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                (profile, cursor, _ts(self._now())),
+            )
+
+    def reset_cursor(self, profile: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM cursors WHERE profile = ?", (profile,))
+
+    # -- ledger ----------------------------------------------------------------------------------------
+    _LEDGER_COLS = (
+        "profile, entity_id, number, state, betalingskenmerk, snelstart_id, snelstart_nummer, relatiecode, "
+        "how, created_at, updated_at"
+    )
+
+    @staticmethod
+    def _ledger_row(row: tuple) -> LedgerEntry:
+        return LedgerEntry(*row[:9], created_at=_parse_ts(row[9]), updated_at=_parse_ts(row[10]))
+
+    def ledger_get(self, profile: str, entity_id: int) -> LedgerEntry | None:
+        rows = self._query(
+            f"SELECT {self._LEDGER_COLS} FROM ledger WHERE profile = ? AND entity_id = ?",
+            (profile, entity_id),
+        )
+        return self._ledger_row(rows[0]) if rows else None
+
+    def ledger_by_snelstart_id(self, profile: str, snelstart_id: str) -> LedgerEntry | None:
+        """The ledger entry that already owns a SnelStart order, if any."""
+        rows = self._query(
+            f"SELECT {self._LEDGER_COLS} FROM ledger WHERE profile = ? AND snelstart_id = ?",
+            (profile, snelstart_id),
+        )
+        return self._ledger_row(rows[0]) if rows else None
+
+    def ledger_entries(self, profile: str, *, state: str | None = None) -> list[LedgerEntry]:
+        sql = f"SELECT {self._LEDGER_COLS} FROM ledger WHERE profile = ?"
+        params: list[object] = [profile]
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        return [self._ledger_row(r) for r in self._query(sql + " ORDER BY entity_id", params)]
+
+    def ledger_mark_pending(
+        self, profile: str, entity_id: int, *, number: str | None, betalingskenmerk: str | None
+    ) -> None:
+        """Record that a SnelStart create is about to start. Refuses to downgrade a ``done`` entry."""
+        now = _ts(self._now())
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT state FROM ledger WHERE profile = ? AND entity_id = ?", (profile, entity_id)
+            ).fetchone()
+            if row and row[0] == "done":
+                raise StateError(f"Magento order {number} (entity_id {entity_id}) is already imported")
+            conn.execute(
+                "INSERT INTO ledger (profile, entity_id, number, state, betalingskenmerk, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (profile, entity_id) DO UPDATE SET "
+                "number = excluded.number, betalingskenmerk = excluded.betalingskenmerk, "
+                "updated_at = excluded.updated_at",
+                (profile, entity_id, number, betalingskenmerk, now, now),
+            )
+
+    def ledger_mark_done(
+        self,
+        profile: str,
+        entity_id: int,
+        *,
+        number: str | None,
+        snelstart_id: str,
+        snelstart_nummer: int | None,
+        betalingskenmerk: str | None = None,
+        relatiecode: int | None = None,
+        how: str = "created",
+    ) -> None:
+        now = _ts(self._now())
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO ledger (profile, entity_id, number, state, betalingskenmerk, snelstart_id, "
+                "snelstart_nummer, relatiecode, how, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (profile, entity_id) DO UPDATE SET "
+                "state = 'done', number = excluded.number, "
+                "betalingskenmerk = COALESCE(excluded.betalingskenmerk, ledger.betalingskenmerk), "
+                "snelstart_id = excluded.snelstart_id, snelstart_nummer = excluded.snelstart_nummer, "
+                "relatiecode = excluded.relatiecode, how = excluded.how, updated_at = excluded.updated_at",
+                (
+                    profile,
+                    entity_id,
+                    number,
+                    betalingskenmerk,
+                    snelstart_id,
+                    snelstart_nummer,
+                    relatiecode,
+                    how,
+                    now,
+                    now,
+                ),
+            )
+            # An order that made it is no longer failed or deferred, whichever path brought it in.
+            conn.execute("DELETE FROM failed WHERE profile = ? AND entity_id = ?", (profile, entity_id))
+            conn.execute("DELETE FROM deferred WHERE profile = ? AND entity_id = ?", (profile, entity_id))
+
+    def ledger_clear_pending(self, profile: str, entity_id: int) -> None:
+        """Forget a pending mark whose create is known not to have happened (SnelStart refused it)."""
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM ledger WHERE profile = ? AND entity_id = ? AND state = 'pending'",
+                (profile, entity_id),
+            )
+
+    # -- deferred orders -------------------------------------------------------------------------------
+    def deferred_add(
+        self,
+        profile: str,
+        entity_id: int,
+        *,
+        number: str | None,
+        state: str | None,
+        created_at: dt.datetime | None,
+    ) -> None:
+        """Remember (or refresh) a deferred order; ``first_seen`` keeps the first time."""
+        now = _ts(self._now())
+        created = _ts(created_at) if created_at else None
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO deferred (profile, entity_id, number, state, created_at, first_seen, last_checked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (profile, entity_id) DO UPDATE SET "
+                "number = excluded.number, state = excluded.state, "
+                "created_at = COALESCE(excluded.created_at, deferred.created_at), "
+                "last_checked = excluded.last_checked",
+                (profile, entity_id, number, state, created, now, now),
+            )
+
+    def deferred_list(self, profile: str) -> list[DeferredOrder]:
+        rows = self._query(
+            "SELECT profile, entity_id, number, state, created_at, first_seen, last_checked FROM deferred "
+            "WHERE profile = ? ORDER BY entity_id",
+            (profile,),
+        )
+        return [
+            DeferredOrder(r[0], r[1], r[2], r[3], _parse_ts(r[4]), _parse_ts(r[5]), _parse_ts(r[6]))
+            for r in rows
+        ]
+
+    def deferred_remove(self, profile: str, entity_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM deferred WHERE profile = ? AND entity_id = ?", (profile, entity_id))
+
+    # -- failed orders ---------------------------------------------------------------------------------
+    def failed_record(self, profile: str, entity_id: int, *, number: str | None, reason: str) -> FailedOrder:
+        """Record one more failed attempt (attempts counts every try, the first included)."""
+        now = _ts(self._now())
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO failed (profile, entity_id, number, reason, attempts, first_failed, last_try) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (profile, entity_id) DO UPDATE SET "
+                "number = excluded.number, reason = excluded.reason, attempts = failed.attempts + 1, "
+                "last_try = excluded.last_try",
+                (profile, entity_id, number, reason, now, now),
+            )
+            conn.execute("DELETE FROM deferred WHERE profile = ? AND entity_id = ?", (profile, entity_id))
+        found = self.failed_get(profile, entity_id)
+        assert found is not None
+        return found
+
+    def failed_get(self, profile: str, entity_id: int) -> FailedOrder | None:
+        rows = self._query(
+            "SELECT profile, entity_id, number, reason, attempts, first_failed, last_try FROM failed "
+            "WHERE profile = ? AND entity_id = ?",
+            (profile, entity_id),
+        )
+        return self._failed_row(rows[0]) if rows else None
+
+    @staticmethod
+    def _failed_row(r: tuple) -> FailedOrder:
+        return FailedOrder(r[0], r[1], r[2], r[3], r[4], _parse_ts(r[5]), _parse_ts(r[6]))
+
+    def failed_list(self, profile: str | None = None) -> list[FailedOrder]:
+        sql = "SELECT profile, entity_id, number, reason, attempts, first_failed, last_try FROM failed"
+        params: tuple = ()
+        if profile is not None:
+            sql += " WHERE profile = ?"
+            params = (profile,)
+        return [self._failed_row(r) for r in self._query(sql + " ORDER BY profile, entity_id", params)]
+
+    def failed_remove(self, profile: str, entity_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM failed WHERE profile = ? AND entity_id = ?", (profile, entity_id))
+
+    # -- log -------------------------------------------------------------------------------------------
+    def log(
+        self,
+        profile: str | None,
+        level: str,
+        message: str,
+        *,
+        essential: bool,
+        detail: str | None = None,
+        order: str | None = None,
+        task: str | None = None,
+    ) -> None:
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO log (ts, profile, level, essential, message, detail, order_ref, task) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_ts(self._now()), profile, level, int(essential), message, detail, order, task),
+            )
+
+    def log_entries(
+        self,
+        profile: str | None = None,
+        *,
+        essential_only: bool = False,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        task: str | None = None,
+        limit: int | None = None,
+    ) -> list[LogEntry]:
+        """Entries oldest first; with ``limit``, the newest ``limit`` entries (still oldest first)."""
+        self.prune_log()
+        where, params = ["1 = 1"], []
+        if profile is not None:
+            where.append("profile = ?")
+            params.append(profile)
+        if essential_only:
+            where.append("essential = 1")
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(_ts(since))
+        if until is not None:
+            where.append("ts < ?")
+            params.append(_ts(until))
+        if task is not None:
+            where.append("task = ?")
+            params.append(task)
+        sql = (
+            "SELECT id, ts, profile, level, essential, message, detail, order_ref, task FROM log "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = self._query(sql, params)
+        return [
+            LogEntry(r[0], _parse_ts(r[1]), r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8])
+            for r in reversed(rows)
+        ]
+
+    def clear_log(self, profile: str | None = None) -> int:
+        """Empty the log (of one profile, or all); returns the number of entries removed."""
+        with self._tx() as conn:
+            if profile is None:
+                return conn.execute("DELETE FROM log").rowcount
+            return conn.execute("DELETE FROM log WHERE profile = ?", (profile,)).rowcount
+
+    def prune_log(self) -> int:
+        """Remove entries older than four weeks; called on open and on every read of the log."""
+        cutoff = _ts(self._now() - LOG_RETENTION)
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM log WHERE ts < ?", (cutoff,)).rowcount
+
+    # -- generic values per profile --------------------------------------------------------------------
+    def get_value(self, profile: str, key: str, default: str | None = None) -> str | None:
+        rows = self._query("SELECT value FROM kv WHERE profile = ? AND key = ?", (profile, key))
+        return rows[0][0] if rows else default
+
+    def set_value(self, profile: str, key: str, value: str | None) -> None:
+        """Store a text value (callers serialise JSON themselves); None removes the key."""
+        with self._tx() as conn:
+            if value is None:
+                conn.execute("DELETE FROM kv WHERE profile = ? AND key = ?", (profile, key))
+                return
+            conn.execute(
+                "INSERT INTO kv (profile, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (profile, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (profile, key, value, _ts(self._now())),
+            )
