@@ -1,0 +1,330 @@
+"""Planning: when each task of each profile runs next, persisted in the state, driven by APScheduler 3.x.
+
+The persisted ``next_run`` is the truth; APScheduler only supplies a heartbeat per profile that asks "is anything
+due now?". That keeps the schedule right through things a timer alone gets wrong: a PC that slept or was off
+(the next heartbeat finds the task overdue, runs it once and moves it past now — the catch-up rule of the manual),
+a wall clock that jumped (the main loop notices and wakes the heartbeats; a ``next_run`` that is suddenly much
+further away than one interval is pulled back), and restarts (the state file remembers everything).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from client.config import TASK_NAMES, ClientConfig, ConfigError, Profile, load_client_config
+from client.status import cli_db, from_text, to_text, utcnow
+
+Clock = Callable[[], dt.datetime]
+
+
+def next_after(next_run: dt.datetime, interval: dt.timedelta, now: dt.datetime) -> dt.datetime:
+    """The catch-up rule: one interval on; while that is not in the future, whole intervals more.
+
+    Computed in one step, so a PC that was off for a year does not loop (or run) a year's worth of intervals.
+    """
+    if interval <= dt.timedelta(0):
+        raise ValueError("a task interval must be positive")
+    candidate = next_run + interval
+    if candidate > now:
+        return candidate
+    missed = (now - candidate) // interval + 1
+    return candidate + missed * interval
+
+
+def pause_reason(config: ClientConfig, profile: Profile, task: str) -> str | None:
+    """Why a scheduled run of this task must not happen, or None."""
+    if config.paused:
+        return "alles gepauzeerd (paused bovenaan client.yml)"
+    if profile.paused:
+        return f"profiel {profile.name} gepauzeerd"
+    settings = getattr(profile.tasks, task, None)
+    if settings is not None and settings.paused:
+        return f"taak {task} gepauzeerd"
+    return None
+
+
+@dataclass
+class ScheduleEntry:
+    profile: str
+    task: str
+    interval: dt.timedelta
+    next_run: dt.datetime
+    paused: str | None  # the reason, None when not paused
+
+
+class Schedule:
+    """The persisted next run of every scheduled task (tasks with an interval in client.yml)."""
+
+    def __init__(self, config: ClientConfig, state: Any, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.state = state
+        self.clock = clock
+
+    def sync(self) -> None:
+        """Bring the stored rows in line with client.yml.
+
+        A ``next_run`` in the file seeds the stored one when it is new or was changed in the file since; without
+        one, a new task is due at once. Tasks no longer in the file are forgotten.
+        """
+        now = self.clock()
+        wanted = {(p.name, name): (p, t) for p in self.config.profiles for name, t in p.tasks.items()}
+        with cli_db(self.state) as conn:
+            rows = {
+                (r[0], r[1]): r
+                for r in conn.execute(
+                    "SELECT profile, task, next_run, interval_seconds, seed FROM cli_schedule"
+                )
+            }
+            for key in rows.keys() - wanted.keys():
+                conn.execute("DELETE FROM cli_schedule WHERE profile = ? AND task = ?", key)
+            for (profile, task), (_, settings) in wanted.items():
+                seed = to_text(settings.next_run)
+                seconds = int(settings.interval.total_seconds())
+                row = rows.get((profile, task))
+                if row is None or row[4] != seed:
+                    conn.execute(
+                        "INSERT INTO cli_schedule (profile, task, next_run, interval_seconds, seed, seeded)"
+                        " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (profile, task) DO UPDATE SET"
+                        " next_run = excluded.next_run, interval_seconds = excluded.interval_seconds,"
+                        " seed = excluded.seed, seeded = 1",
+                        (profile, task, to_text(settings.next_run or now), seconds, seed),
+                    )
+                elif row[3] != seconds:
+                    conn.execute(
+                        "UPDATE cli_schedule SET interval_seconds = ? WHERE profile = ? AND task = ?",
+                        (seconds, profile, task),
+                    )
+
+    def entries(self, profile: str | None = None) -> list[ScheduleEntry]:
+        with cli_db(self.state) as conn:
+            rows = conn.execute(
+                "SELECT profile, task, next_run, interval_seconds FROM cli_schedule ORDER BY profile, task"
+            ).fetchall()
+        result = []
+        for name, task, next_run, seconds in rows:
+            if profile is not None and name != profile:
+                continue
+            try:
+                prof = self.config.profile(name)
+            except ConfigError:
+                continue
+            result.append(
+                ScheduleEntry(
+                    name,
+                    task,
+                    dt.timedelta(seconds=seconds),
+                    from_text(next_run),  # type: ignore[arg-type]
+                    pause_reason(self.config, prof, task),
+                )
+            )
+        return result
+
+    def entry(self, profile: str, task: str) -> ScheduleEntry | None:
+        for entry in self.entries(profile):
+            if entry.task == task:
+                return entry
+        return None
+
+    def claim_due(self, profile: str) -> list[ScheduleEntry]:
+        """The profile's tasks that are due now, each moved on by the catch-up rule in the same transaction.
+
+        Moving ``next_run`` when the run *starts* (as the manual says) means a run that crashes or is skipped is
+        not retried in a tight loop; the returned entries carry the ``next_run`` that was due.
+        """
+        now = self.clock()
+        due: list[ScheduleEntry] = []
+        prof = self.config.profile(profile)
+        with cli_db(self.state) as conn:
+            rows = conn.execute(
+                "SELECT task, next_run, interval_seconds, seeded FROM cli_schedule WHERE profile = ?",
+                (profile,),
+            ).fetchall()
+            for task, next_text, seconds, seeded in rows:
+                interval = dt.timedelta(seconds=seconds)
+                next_run = from_text(next_text)
+                assert next_run is not None
+                if not seeded and next_run > now + interval:
+                    # Only a clock that went back puts a computed next run more than one interval ahead.
+                    conn.execute(
+                        "UPDATE cli_schedule SET next_run = ? WHERE profile = ? AND task = ?",
+                        (to_text(now + interval), profile, task),
+                    )
+                    continue
+                if next_run > now:
+                    continue
+                conn.execute(
+                    "UPDATE cli_schedule SET next_run = ?, seeded = 0, last_started = ? WHERE profile = ? AND task = ?",
+                    (to_text(next_after(next_run, interval, now)), to_text(now), profile, task),
+                )
+                due.append(
+                    ScheduleEntry(profile, task, interval, next_run, pause_reason(self.config, prof, task))
+                )
+        return sorted(due, key=lambda e: TASK_NAMES.index(e.task) if e.task in TASK_NAMES else 99)
+
+
+RunTask = Callable[..., Any]
+
+
+class Planner:
+    """Runs due tasks. ``tick`` is one check for one profile; ``run_forever`` drives ticks with APScheduler."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        state: Any,
+        *,
+        run_task: RunTask | None = None,
+        clock: Clock = utcnow,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.clock = clock
+        self.say = say
+        if run_task is None:
+            from client.runner import run_task as default_run_task
+
+            run_task = default_run_task
+        self.run_task = run_task
+        self.schedule = Schedule(config, state, clock)
+        self.schedule.sync()
+        self._config_mtime = _mtime(config.path)
+
+    def tick(self, profile: str) -> list[Any]:
+        """Run whatever of this profile is due now; returns the outcomes of the runs started."""
+        outcomes = []
+        due = self.schedule.claim_due(profile)
+        runnable = {e.task for e in due if not e.paused}
+        for entry in due:
+            if entry.task == "import_orders" and "import_orders_and_export_stock" in runnable:
+                # The stock task imports first anyway; a second import right before it would find nothing.
+                self.state.log(
+                    profile,
+                    "info",
+                    "Geplande taak import_orders samengevoegd met import_orders_and_export_stock",
+                    essential=False,
+                    task=entry.task,
+                )
+                continue
+            if entry.paused:
+                self.state.log(
+                    profile,
+                    "info",
+                    f"Geplande taak {entry.task} overgeslagen: {entry.paused}",
+                    essential=True,
+                    task=entry.task,
+                )
+                self.say(
+                    f"{_local(self.clock(), self.config)} {profile}/{entry.task}: overgeslagen ({entry.paused})"
+                )
+                continue
+            self.say(f"{_local(self.clock(), self.config)} {profile}/{entry.task}: start")
+            outcome = self.run_task(self.config, profile, entry.task, trigger="schedule", state=self.state)
+            outcomes.append(outcome)
+            self.say(
+                f"{_local(self.clock(), self.config)} {profile}/{entry.task}: {getattr(outcome, 'summary', outcome)}"
+            )
+        return outcomes
+
+    def reload_if_changed(self) -> None:
+        """Pick up edits of client.yml (pausing, intervals, next_run) without a restart; keep the old on errors."""
+        mtime = _mtime(self.config.path)
+        if mtime == self._config_mtime or self.config.path is None:
+            return
+        self._config_mtime = mtime
+        try:
+            config = load_client_config(self.config.path)
+        except ConfigError as exc:
+            self.say(f"client.yml niet opnieuw geladen: {exc}")
+            return
+        if {p.name for p in config.profiles} != {p.name for p in self.config.profiles}:
+            self.say(
+                "Profielen zijn gewijzigd in client.yml; start `koppel schedule` opnieuw om ze te plannen"
+            )
+        self.config = config
+        self.schedule = Schedule(config, self.state, self.clock)
+        self.schedule.sync()
+        self.say("client.yml opnieuw geladen")
+
+    def run_forever(self, tick_seconds: float = 20.0, stop: threading.Event | None = None) -> None:
+        """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set)."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        stop = stop or threading.Event()
+        profiles = [p.name for p in self.config.profiles]
+        scheduler = BackgroundScheduler(
+            timezone=dt.UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            executors={"default": {"type": "threadpool", "max_workers": max(2, len(profiles))}},
+        )
+        for name in profiles:
+            scheduler.add_job(
+                self._safe_tick,
+                IntervalTrigger(seconds=tick_seconds, timezone=dt.UTC),
+                args=[name],
+                id=f"profile:{name}",
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+        scheduler.add_job(
+            self.reload_if_changed,
+            IntervalTrigger(seconds=max(tick_seconds, 5), timezone=dt.UTC),
+            id="reload",
+        )
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.set()
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, on_signal)
+        scheduler.start()
+        self.say(f"Planner gestart voor {', '.join(profiles)}; stoppen met Ctrl-C")
+        wall, mono = time.time(), time.monotonic()
+        try:
+            while not stop.wait(1.0):
+                now_wall, now_mono = time.time(), time.monotonic()
+                drift = (now_wall - wall) - (now_mono - mono)
+                wall, mono = now_wall, now_mono
+                if abs(drift) > 5:
+                    # APScheduler times its heartbeats by the wall clock; after a jump, wake them ourselves.
+                    self.say(f"Klok verzet ({drift:+.0f} s); planning opnieuw bekeken")
+                    for name in profiles:
+                        scheduler.modify_job(f"profile:{name}", next_run_time=dt.datetime.now(dt.UTC))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.say("Planner stopt (een lopende taak wordt eerst afgemaakt) ...")
+            scheduler.shutdown(wait=True)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        self.say("Planner gestopt")
+
+    def _safe_tick(self, profile: str) -> None:
+        # An exception escaping here would only reach APScheduler's logger; the user must see it.
+        try:
+            self.tick(profile)
+        except Exception as exc:  # noqa: BLE001 - reported, and the next heartbeat tries again
+            self.say(f"{profile}: planning mislukt: {exc}")
+            try:
+                self.state.log(profile, "error", f"Planning mislukt: {exc}", essential=True)
+            except Exception:  # noqa: BLE001 - the state itself may be what failed
+                pass
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path else None
+    except OSError:
+        return None
+
+
+def _local(moment: dt.datetime, config: ClientConfig) -> str:
+    return moment.astimezone(config.zone).strftime("%Y-%m-%d %H:%M:%S")

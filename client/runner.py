@@ -1,0 +1,289 @@
+"""One run of one task of one profile: pause check, lock, status, import, stock export, log, outcome.
+
+Both the scheduler and `koppel run` come through here, so the rules (no overlap, pausing, what the status
+shows, what the log says about the run as a whole) hold the same way for both. The engine does the work and
+logs every order; this module only wraps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import importlib.util
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from client.config import TASK_NAMES, ClientConfig, Profile
+from client.locking import AlreadyRunning, ProfileLock
+from client.planner import pause_reason
+from client.status import IDLE, StatusBoard
+
+Progress = Callable[[str, int, int | None], None]
+
+# Result words, also stored in the run history and shown by `koppel status`.
+OK = "ok"
+PARTIAL = "deels"  # the run finished, but some orders failed (they are retried next time)
+FAILED = "fout"  # the run stopped on an error
+BUSY = "bezig"  # another process runs this profile
+PAUSED = "gepauzeerd"
+
+STAGE_TEXT = {
+    "orders": "orders importeren",
+    "import": "orders importeren",
+    "fetch": "orders ophalen",
+    "deferred": "uitgestelde orders controleren",
+    "failed": "mislukte orders opnieuw proberen",
+    "stock": "webvoorraad bepalen",
+    "push": "webvoorraad versturen",
+}
+
+
+@dataclass
+class RunOutcome:
+    profile: str
+    task: str
+    result: str
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+    import_result: Any = None
+    stock_result: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result == OK
+
+    @property
+    def summary(self) -> str:
+        return f"{self.result}: {self.message}"
+
+
+def counts_of(result: Any) -> dict[str, int]:
+    """The whole-number fields of an engine/stock result (imported, failed, ...), whatever its class."""
+    if result is None:
+        return {}
+    if dataclasses.is_dataclass(result):
+        values = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    elif isinstance(result, dict):
+        values = dict(result)
+    else:
+        values = {k: v for k, v in vars(result).items() if not k.startswith("_")}
+    counts = {k: v for k, v in values.items() if isinstance(v, int) and not isinstance(v, bool)}
+    nested = values.get("counts")
+    if isinstance(nested, dict):
+        counts.update({k: v for k, v in nested.items() if isinstance(v, int) and not isinstance(v, bool)})
+    return counts
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """A short Dutch line for the counts the user cares about; zero counts are left out except imports."""
+    words = (
+        ("imported", "orders geïmporteerd"),
+        ("already_imported", "al aanwezig"),
+        ("skipped", "overgeslagen"),
+        ("deferred", "uitgesteld"),
+        ("failed", "mislukt"),
+        ("customers_created", "klanten aangemaakt"),
+        ("customers_matched", "klanten herkend"),
+        ("customers_updated", "klanten bijgewerkt"),
+        ("articles_created", "artikelen aangemaakt"),
+        ("stock_pushed", "voorraadregels verstuurd"),
+        ("stock_updated", "voorraad bijgewerkt"),
+    )
+    parts = [f"{counts.get('imported', 0)} orders geïmporteerd"]
+    parts += [f"{counts[k]} {text}" for k, text in words[1:] if counts.get(k)]
+    return ", ".join(parts)
+
+
+def stock_available() -> bool:
+    return importlib.util.find_spec("client.webstock") is not None
+
+
+def run_task(
+    config: ClientConfig,
+    profile_name: str,
+    task: str = "import_orders",
+    *,
+    trigger: str = "manual",
+    force: bool = False,
+    dry_run: bool = False,
+    state: Any = None,
+    progress: Progress | None = None,
+    backend: Any = None,
+    agent: Any = None,
+) -> RunOutcome:
+    """Run one task now. Never raises for run problems: the outcome says what happened (and the log)."""
+    if task not in TASK_NAMES:
+        raise ValueError(f"unknown task {task!r}; choose {' or '.join(TASK_NAMES)}")
+    profile = config.profile(profile_name)
+    own_state = state is None
+    if own_state:
+        from client.state import StateStore
+
+        state = StateStore(config.state)
+    try:
+        return _run(config, profile, task, trigger, force, dry_run, state, progress, backend, agent)
+    finally:
+        if own_state:
+            state.close()
+
+
+def _run(
+    config: ClientConfig,
+    profile: Profile,
+    task: str,
+    trigger: str,
+    force: bool,
+    dry_run: bool,
+    state: Any,
+    progress: Progress | None,
+    backend: Any,
+    agent: Any,
+) -> RunOutcome:
+    name = profile.name
+    reason = pause_reason(config, profile, task)
+    if reason and not force:
+        message = f"{reason}; gebruik --force om toch uit te voeren" if trigger == "manual" else reason
+        if not dry_run:
+            state.log(name, "info", f"Taak {task} niet uitgevoerd: {message}", essential=True, task=task)
+        return RunOutcome(name, task, PAUSED, message)
+
+    if dry_run:
+        # A dry run changes nothing, the state file included: no lock note, no status, no history, no log.
+        return _work(config, profile, task, True, state, progress, backend, agent, None)
+
+    board = StatusBoard(state, config.state)
+    lock = ProfileLock(config.state, name, what=f"{task} ({trigger})")
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        state.log(name, "warning", f"Taak {task} niet gestart: {exc}", essential=True, task=task)
+        return RunOutcome(name, task, BUSY, str(exc))
+    run_id = None
+    try:
+        board.set_activity(name, task, f"{task}: gestart")
+        run_id = board.run_started(name, task, trigger)
+        word = "handmatig" if trigger == "manual" else "gepland"
+        state.log(name, "info", f"Taak {task} gestart ({word})", essential=False, task=task)
+        outcome = _work(config, profile, task, False, state, progress, backend, agent, board)
+        level = {OK: "info", PARTIAL: "warning"}.get(outcome.result, "error")
+        state.log(name, level, f"Taak {task} klaar: {outcome.message}", essential=True, task=task)
+        board.run_finished(run_id, outcome.result, outcome.message, outcome.counts)
+        return outcome
+    except BaseException as exc:
+        # Ctrl-C or something unforeseen: leave a true record behind, then let it go on up.
+        if run_id is not None:
+            board.run_finished(run_id, FAILED, f"afgebroken: {type(exc).__name__}")
+        raise
+    finally:
+        board.set_activity(name, None, IDLE)
+        lock.release()
+
+
+def _work(
+    config: ClientConfig,
+    profile: Profile,
+    task: str,
+    dry_run: bool,
+    state: Any,
+    progress: Progress | None,
+    backend: Any,
+    agent: Any,
+    board: StatusBoard | None,
+) -> RunOutcome:
+    name = profile.name
+
+    def on_progress(stage: str, done: int, total: int | None) -> None:
+        if board is not None:
+            text = f"{task}: {STAGE_TEXT.get(stage, stage)}"
+            if total:
+                text += f" ({done}/{total})"
+            elif done:
+                text += f" ({done})"
+            board.set_activity(name, task, text, done, total, throttle=0.5)
+        if progress is not None:
+            progress(stage, done, total)
+
+    from client.engine import run_import
+
+    own_backend = backend is None
+    own_agent = agent is None
+    import_result = stock_result = None
+    try:
+        if own_backend:
+            from client.snelstart.factory import open_backend
+
+            backend = open_backend(profile.snelstart, config.path.parent if config.path else None)
+        if own_agent:
+            from client.agent_client import AgentClient
+
+            agent = AgentClient.from_profile(profile)
+        import_result = run_import(
+            config, profile, backend=backend, state=state, agent=agent, dry_run=dry_run, progress=on_progress
+        )
+        counts = counts_of(import_result)
+        message = describe_counts(counts)
+        result = PARTIAL if counts.get("failed") else OK
+        stopped = getattr(import_result, "stopped", None) or getattr(import_result, "error", None)
+        if stopped:
+            result = FAILED
+            message += f"; gestopt: {stopped}"
+        if task == "import_orders_and_export_stock" and result != FAILED and not dry_run:
+            try:
+                stock_result, stock_note = _export_stock(config, profile, backend, state, agent, on_progress)
+            except Exception as exc:  # noqa: BLE001 - the import stands; only the stock part failed
+                state.log(
+                    name,
+                    "error",
+                    f"Voorraadexport mislukt: {exc}",
+                    essential=True,
+                    detail=traceback.format_exc(),
+                )
+                stock_note, result = f"voorraadexport mislukt: {exc}", FAILED
+            counts.update({f"stock_{k}": v for k, v in counts_of(stock_result).items()})
+            message += f"; {stock_note}"
+        return RunOutcome(name, task, result, message, counts, import_result, stock_result)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome the user reads
+        if not dry_run:
+            state.log(
+                name,
+                "error",
+                f"Taak {task} gestopt: {exc}",
+                essential=True,
+                detail=traceback.format_exc(),
+                task=task,
+            )
+        counts = counts_of(import_result)
+        return RunOutcome(
+            name, task, FAILED, str(exc) or type(exc).__name__, counts, import_result, stock_result
+        )
+    finally:
+        if own_agent and agent is not None:
+            agent.close()
+        if own_backend and backend is not None:
+            backend.close()
+
+
+def _export_stock(
+    config: ClientConfig, profile: Profile, backend: Any, state: Any, agent: Any, progress: Progress
+) -> tuple[Any, str]:
+    """Export web stock after the import; says so in the log when this koppel has no stock export yet."""
+    if not stock_available():
+        note = "voorraadexport is in deze versie van koppel nog niet beschikbaar"
+        state.log(profile.name, "warning", f"Voorraad niet geëxporteerd: {note}", essential=True)
+        return None, note
+    webstock = importlib.import_module("client.webstock")
+    progress("stock", 0, None)
+    result = webstock.export_stock(config, profile, backend=backend, state=state, agent=agent)
+    counts = counts_of(result)
+    pushed = counts.get("pushed", counts.get("sent", counts.get("updated", 0)))
+    return result, f"webvoorraad: {pushed} artikelen verstuurd"
+
+
+def local_time(moment: dt.datetime | None, config: ClientConfig) -> str:
+    """A UTC moment as the user's local wall time (client.yml `timezone`)."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(config.zone).strftime("%Y-%m-%d %H:%M")
