@@ -1,0 +1,259 @@
+"""The Flask app: core endpoints (health, diagnostics, openapi), the feature blueprints, JSON errors.
+
+The feature blueprints (``agent.api_orders.bp``, ``agent.api_stock.bp``) declare full paths (``/v1/orders``);
+they are registered without a prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+
+import pymysql
+from flask import Blueprint, Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from agent import api_orders, api_stock, openapi
+from agent.config import AgentConfig
+from agent.db import DatabaseUnavailable, Magento, connect, existing_tables, is_unreachable
+from agent.errors import ApiError
+from agent.state import AgentState
+from agent.web import (
+    EXTENSION,
+    AgentContext,
+    close_db,
+    database_unavailable,
+    get_config,
+    get_db,
+    get_magento,
+    require_scope,
+)
+
+log = logging.getLogger("koppel.agent")
+core = Blueprint("core", __name__)
+
+CLOCK_WARNING_SECONDS = 60
+_HTTP_CODES = {
+    400: ("bad_request", "the request is not well-formed"),
+    404: ("not_found", "no such endpoint"),
+    405: ("method_not_allowed", "this endpoint does not accept that method"),
+    413: ("body_too_large", "the request body is larger than limits.max_body_bytes"),
+}
+
+
+def agent_version() -> str:
+    try:
+        return metadata.version("koppel")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    # Magento stores UTC wall-clock times, read here in the same session zone Magento writes with.
+    return None if value is None else value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+@core.get("/v1/health")
+def health() -> tuple[Response, int]:
+    try:
+        conn = connect(get_config())
+    except DatabaseUnavailable:
+        return jsonify(status="unavailable"), 503
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    except pymysql.err.MySQLError:
+        return jsonify(status="unavailable"), 503
+    finally:
+        try:
+            conn.close()
+        except pymysql.err.Error:
+            pass
+    return jsonify(status="ok"), 200
+
+
+@core.get("/v1/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(openapi.document(get_config()))
+
+
+@core.get("/v1/diagnostics")
+@require_scope("diagnostics:read")
+def diagnostics() -> Response:
+    magento = get_magento()
+    conn = get_db()
+    warnings: list[str] = []
+    with conn.cursor() as cur:
+        before = time.time()
+        cur.execute(
+            "SELECT VERSION() AS version, @@session.time_zone AS zone, @@system_time_zone AS system_zone, "
+            "UTC_TIMESTAMP(6) AS now"
+        )
+        row = cur.fetchone()
+        agent_now = (before + time.time()) / 2
+        offset = round(row["now"].replace(tzinfo=UTC).timestamp() - agent_now, 3)
+        cur.execute(f"SELECT COUNT(*) AS n, MAX(created_at) AS latest FROM {magento.orders_table}")
+        orders = cur.fetchone()
+    if abs(offset) > CLOCK_WARNING_SECONDS:
+        warnings.append(f"the database clock differs {offset:+.0f} s from the agent's clock")
+    zone = row["zone"]
+    if (
+        magento.version == 1
+        and zone not in ("+00:00", "UTC")
+        and not (zone == "SYSTEM" and row["system_zone"] in ("UTC", "GMT"))
+    ):
+        shown = f"SYSTEM ({row['system_zone']})" if zone == "SYSTEM" else zone
+        warnings.append(
+            f"Magento 1 times are read in session time zone {shown}; if that zone has daylight saving time, "
+            "orders placed in the hour the clocks go back are ambiguous"
+        )
+    indexers = _indexers(conn, magento, warnings)
+    if magento.stock_mode == "msi":
+        _check_msi_source(conn, magento, warnings)
+    conn.rollback()
+    return jsonify(
+        {
+            "agent_version": agent_version(),
+            "magento": {
+                "version": magento.version,
+                "table_prefix": magento.prefix,
+                "stock_mode": magento.stock_mode,
+                "msi_source": magento.msi_source,
+            },
+            "database": {
+                "server_version": row["version"],
+                "session_time_zone": zone,
+                "clock_offset_seconds": offset,
+            },
+            "orders": {"count": int(orders["n"]), "latest_created_at": _utc_text(orders["latest"])},
+            "indexers": indexers,
+            "warnings": warnings,
+        }
+    )
+
+
+def _indexers(conn: pymysql.connections.Connection, magento: Magento, warnings: list[str]) -> dict[str, str]:
+    """Indexer code -> "mode/status" (M2: schedule|realtime, M1: real_time|manual)."""
+    p = magento.prefix
+    present = existing_tables(conn, [f"{p}indexer_state", f"{p}mview_state", f"{p}index_process"])
+    out: dict[str, str] = {}
+    with conn.cursor() as cur:
+        if magento.version == 2 and f"{p}indexer_state" in present:
+            if f"{p}mview_state" in present:
+                cur.execute(
+                    f"SELECT i.indexer_id AS code, i.status, m.mode FROM {magento.table('indexer_state')} i "
+                    f"LEFT JOIN {magento.table('mview_state')} m ON m.view_id = i.indexer_id ORDER BY i.indexer_id"
+                )
+            else:
+                cur.execute(
+                    f"SELECT indexer_id AS code, status, NULL AS mode FROM {magento.table('indexer_state')} "
+                    "ORDER BY indexer_id"
+                )
+            for r in cur.fetchall():
+                if r["code"]:
+                    mode = "schedule" if r["mode"] == "enabled" else "realtime"
+                    out[r["code"]] = f"{mode}/{r['status']}"
+        elif magento.version == 1 and f"{p}index_process" in present:
+            cur.execute(
+                f"SELECT indexer_code AS code, status, mode FROM {magento.table('index_process')} "
+                "ORDER BY indexer_code"
+            )
+            for r in cur.fetchall():
+                out[r["code"]] = f"{r['mode']}/{r['status']}"
+    stock_code = "inventory" if magento.stock_mode == "msi" else "cataloginventory_stock"
+    state = out.get(stock_code)
+    if state is None:
+        warnings.append(f"indexer {stock_code} not found: cannot tell whether Magento shows written stock")
+    else:
+        mode, _, status = state.partition("/")
+        if status in ("invalid", "require_reindex"):
+            warnings.append(f"indexer {stock_code} needs a reindex ({status}); the shop may show stale stock")
+        if mode == "realtime":
+            warnings.append(
+                f"indexer {stock_code} runs Update on Save: stock written by koppel shows after the next "
+                "full reindex; Update by Schedule picks it up within a minute"
+            )
+    return out
+
+
+def _check_msi_source(conn: pymysql.connections.Connection, magento: Magento, warnings: list[str]) -> None:
+    if f"{magento.prefix}inventory_source" not in existing_tables(
+        conn, [f"{magento.prefix}inventory_source"]
+    ):
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT enabled FROM {magento.table('inventory_source')} WHERE source_code = %s",
+            (magento.msi_source,),
+        )
+        found = cur.fetchone()
+    if found is None:
+        warnings.append(f"MSI source {magento.msi_source!r} (magento.msi_source) does not exist in Magento")
+    elif not found["enabled"]:
+        warnings.append(f"MSI source {magento.msi_source!r} (magento.msi_source) is disabled in Magento")
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _on_api_error(exc: ApiError) -> Response:
+    return _error(exc.status, exc.code, exc.message, exc.headers)
+
+
+def _on_http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code, message = _HTTP_CODES.get(status, ("", ""))
+    if not code:
+        code = "_".join((exc.name or "error").lower().replace("'", "").split())
+        message = exc.description or exc.name or "error"
+    headers = {k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")}
+    return _error(status, code, message, headers)
+
+
+def _on_database_error(exc: pymysql.err.MySQLError) -> Response:
+    if is_unreachable(exc):
+        log.warning("database went away during a request: %s", exc)
+        e = database_unavailable()
+        return _error(e.status, e.code, e.message, e.headers)
+    log.exception("database error")
+    return _error(500, "internal_error", "the agent failed on this request; its log has the details")
+
+
+def _on_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return _error(500, "internal_error", "the agent failed on this request; its log has the details")
+
+
+def _no_store(response: Response) -> Response:
+    # Answers carry personal data and live stock; no proxy or browser should keep them.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def create_app(cfg: AgentConfig) -> Flask:
+    """The agent's WSGI app for one configuration."""
+    app = Flask("agent")
+    app.config["MAX_CONTENT_LENGTH"] = cfg.limits.max_body_bytes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = AgentContext(cfg=cfg, state=AgentState(cfg.state_dir))
+    app.register_blueprint(core)
+    app.register_blueprint(api_orders.bp)
+    app.register_blueprint(api_stock.bp)
+    app.register_error_handler(ApiError, _on_api_error)
+    app.register_error_handler(HTTPException, _on_http_error)
+    app.register_error_handler(pymysql.err.MySQLError, _on_database_error)
+    app.register_error_handler(Exception, _on_unexpected)
+    app.teardown_appcontext(close_db)
+    app.after_request(_no_store)
+    return app

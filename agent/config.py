@@ -1,0 +1,204 @@
+"""agent.yml: loading, validation and secret resolution.
+
+Every problem is reported as a ``ConfigError`` whose message starts with the dotted key it is about
+(``magento.table_prefix: ...``), because the person reading it is editing that file on a webserver.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCOPES = ("orders:read", "stock:write", "diagnostics:read")
+Scope = Literal["orders:read", "stock:write", "diagnostics:read"]
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(ValueError):
+    """agent.yml cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3306, ge=1, le=65535)
+    unix_socket: str | None = None
+    name: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    password: str = Field("", repr=False)
+    connect_timeout: int = Field(5, ge=1, le=120)
+    read_timeout: int = Field(60, ge=1, le=3600)
+
+
+class MagentoConfig(_Section):
+    version: Literal["auto", 1, 2] = "auto"
+    table_prefix: str = Field("", pattern=r"^[A-Za-z0-9_]*$", max_length=64)
+    stock: Literal["auto", "legacy", "msi"] = "auto"
+    msi_source: str = Field("default", min_length=1, max_length=64)
+    msi_mode: Literal["salable", "physical"] = "salable"
+    session_time_zone: str | None = Field(
+        None, pattern=r"^([+-]\d{1,2}:\d{2}|SYSTEM|[A-Za-z][A-Za-z0-9_+/-]*)$"
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("1", "2"):
+            return int(value)
+        if value in ("auto", 1, 2) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"must be 1, 2 or auto, not {value!r}")
+
+    @field_validator("table_prefix", mode="before")
+    @classmethod
+    def _prefix(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @model_validator(mode="after")
+    def _msi_needs_m2(self) -> MagentoConfig:
+        if self.version == 1 and self.stock == "msi":
+            raise ValueError("stock msi exists only in Magento 2, but version is 1")
+        return self
+
+
+class KeyConfig(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    secret: str = Field(min_length=MIN_SECRET_LENGTH, repr=False)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class LimitsConfig(_Section):
+    max_page_size: int = Field(500, ge=1, le=10000)
+    max_stock_items: int = Field(5000, ge=1, le=100000)
+    max_body_bytes: int = Field(2_000_000, ge=1024, le=100_000_000)
+
+
+class AgentConfig(_Section):
+    database: DatabaseConfig
+    magento: MagentoConfig = MagentoConfig()
+    settle_seconds: int = Field(120, ge=0, le=86400)
+    state_dir: Path = Path("agent-state")
+    keys: list[KeyConfig] = Field(min_length=1)
+    limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _unique_key_ids(self) -> AgentConfig:
+        seen: set[str] = set()
+        for key in self.keys:
+            if key.id in seen:
+                raise ValueError(f"key id {key.id!r} appears twice")
+            seen.add(key.id)
+        return self
+
+    def key(self, key_id: str) -> KeyConfig | None:
+        return next((k for k in self.keys if k.id == key_id), None)
+
+
+def _resolve_secret(section: dict[str, Any], name: str, where: str, base_dir: Path, required: bool) -> None:
+    """Replace ``name_file`` / ``name_env`` by ``name`` in place; at most one of the three may be given."""
+    given = [k for k in (name, f"{name}_file", f"{name}_env") if section.get(k) not in (None, "")]
+    if len(given) > 1:
+        raise ConfigError(f"{where}.{given[1]}: give only one of {name}, {name}_file, {name}_env")
+    if not given:
+        if required:
+            raise ConfigError(f"{where}.{name}: missing (give {name}, {name}_file or {name}_env)")
+        for k in (f"{name}_file", f"{name}_env"):
+            section.pop(k, None)
+        return
+    source = given[0]
+    raw = section.pop(source)
+    for k in (f"{name}_file", f"{name}_env"):
+        section.pop(k, None)
+    if source == name:
+        section[name] = str(raw)
+    elif source.endswith("_file"):
+        path = Path(os.path.expanduser(str(raw)))
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            section[name] = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{where}.{source}: file {path} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}.{source}: cannot read {path}: {exc.strerror}") from None
+    else:
+        value = os.environ.get(str(raw))
+        if value is None:
+            raise ConfigError(f"{where}.{source}: environment variable {raw} is not set")
+        section[name] = value.strip()
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _explain(err: dict[str, Any]) -> str:
+    # Literal/union errors carry a branch name in loc (e.g. 'literal['auto']'); it only confuses a reader.
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "table_prefix":
+        message = "may hold only letters, digits and underscores"
+    elif kind == "string_too_short" and loc and loc[-1] == "secret":
+        message = f"too short: a secret needs at least {MIN_SECRET_LENGTH} characters"
+    elif kind == "literal_error" and loc and loc[-2:-1] == ("scopes",):
+        message = f"unknown scope {err['input']!r} (known: {', '.join(SCOPES)})"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{_dotted(loc)}: {message}"
+
+
+def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
+    """Validate a parsed agent.yml; relative paths (state_dir, *_file) are taken from ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError("(top level): agent.yml must be a mapping of keys to values")
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    if isinstance(data.get("database"), dict):
+        _resolve_secret(data["database"], "password", "database", base_dir, required=False)
+    if isinstance(data.get("keys"), list):
+        keys = []
+        for i, key in enumerate(data["keys"]):
+            if isinstance(key, dict):
+                key = dict(key)
+                _resolve_secret(key, "secret", f"keys[{i}]", base_dir, required=True)
+            keys.append(key)
+        data["keys"] = keys
+    try:
+        cfg = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_explain(e) for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
+    state_dir = Path(os.path.expanduser(str(cfg.state_dir)))
+    if not state_dir.is_absolute():
+        state_dir = (base_dir / state_dir).resolve()
+    return cfg.model_copy(update={"state_dir": state_dir})
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate agent.yml."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
+    return config_from_dict(data, path.resolve().parent)

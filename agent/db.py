@@ -1,0 +1,181 @@
+"""Database access: connecting to Magento's MySQL/MariaDB and finding out which Magento it is.
+
+``Magento.table()`` is the one place where a table name gets the shop's prefix; every query in the agent
+builds its table names through it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pymysql
+import pymysql.cursors
+
+from agent.config import AgentConfig
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+# MySQL client error codes that mean "no usable server", as opposed to a bad query.
+_UNREACHABLE = {1040, 1045, 1049, 1129, 1130, 1203, 2002, 2003, 2005, 2006, 2013, 2055}
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (down, refusing, wrong credentials); worth retrying later."""
+
+
+class MagentoNotFound(Exception):
+    """The database is reachable but does not hold the Magento tables the configuration points at."""
+
+
+@dataclass(frozen=True)
+class Magento:
+    """What the agent found out about the shop: version, table prefix and how stock is kept."""
+
+    version: int
+    prefix: str
+    stock_mode: str  # "legacy" | "msi"
+    msi_source: str
+    msi_mode: str  # "salable" | "physical"
+
+    def __post_init__(self) -> None:
+        if self.version not in (1, 2):
+            raise ValueError(f"Magento version must be 1 or 2, not {self.version!r}")
+        if not re.match(r"^[A-Za-z0-9_]*$", self.prefix):
+            raise ValueError(f"table prefix {self.prefix!r} may hold only letters, digits and underscores")
+
+    def table(self, name: str) -> str:
+        """The back-quoted, prefixed table name, ready to be put into SQL."""
+        if not _NAME_RE.match(name):
+            raise ValueError(f"not a table name: {name!r}")
+        return f"`{self.prefix}{name}`"
+
+    @property
+    def orders_table(self) -> str:
+        return self.table("sales_order" if self.version == 2 else "sales_flat_order")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when a PyMySQL error means the server is gone rather than the query being wrong."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    if isinstance(exc, pymysql.err.OperationalError):
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        return code is None or code in _UNREACHABLE
+    return isinstance(exc, OSError)
+
+
+def session_time_zone(cfg: AgentConfig, version: int | None) -> str | None:
+    """The session zone Magento itself reads and writes with; None means the server default."""
+    if version == 2:
+        return "+00:00"
+    if version == 1:
+        return cfg.magento.session_time_zone
+    return None
+
+
+def set_time_zone(conn: pymysql.connections.Connection, zone: str | None) -> None:
+    if zone is None:
+        return
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = %s", (zone,))
+
+
+def connect(cfg: AgentConfig, *, version: int | None = None) -> pymysql.connections.Connection:
+    """A new connection (utf8mb4, dict rows, autocommit off) in the session zone of ``version``.
+
+    Without ``version`` the configured one is used; with ``version: auto`` the zone is left at the server's
+    default until ``set_time_zone`` is called after ``detect``.
+    """
+    db = cfg.database
+    if version is None and cfg.magento.version != "auto":
+        version = int(cfg.magento.version)
+    try:
+        conn = pymysql.connect(
+            host=db.host,
+            port=db.port,
+            unix_socket=db.unix_socket,
+            user=db.user,
+            password=db.password,
+            database=db.name,
+            charset="utf8mb4",
+            cursorclass=pymysql.cursors.DictCursor,
+            autocommit=False,
+            connect_timeout=db.connect_timeout,
+            read_timeout=db.read_timeout,
+            write_timeout=db.read_timeout,
+        )
+    except (pymysql.err.MySQLError, OSError) as exc:
+        raise DatabaseUnavailable(_describe(exc, cfg)) from exc
+    try:
+        set_time_zone(conn, session_time_zone(cfg, version))
+    except pymysql.err.MySQLError as exc:
+        conn.close()
+        if is_unreachable(exc):
+            raise DatabaseUnavailable(_describe(exc, cfg)) from exc
+        raise
+    return conn
+
+
+def _describe(exc: BaseException, cfg: AgentConfig) -> str:
+    db = cfg.database
+    where = db.unix_socket or f"{db.host}:{db.port}"
+    detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+    return f"cannot connect to database {db.name!r} at {where} as {db.user!r}: {detail}"
+
+
+def existing_tables(conn: pymysql.connections.Connection, names: list[str]) -> set[str]:
+    """Which of the given (already prefixed, unquoted) table names exist in the current database."""
+    if not names:
+        return set()
+    marks = ", ".join(["%s"] * len(names))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME AS name FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
+            names,
+        )
+        return {row["name"] for row in cur.fetchall()}
+
+
+def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
+    """Work out the Magento version and stock mode (from the tables present where the config says auto)."""
+    m = cfg.magento
+    prefix = m.table_prefix
+    found = existing_tables(
+        conn, [f"{prefix}sales_order", f"{prefix}sales_flat_order", f"{prefix}inventory_source_item"]
+    )
+    has_m2, has_m1 = f"{prefix}sales_order" in found, f"{prefix}sales_flat_order" in found
+    if m.version == "auto":
+        if has_m2 and has_m1:
+            raise MagentoNotFound(
+                f"both {prefix}sales_order and {prefix}sales_flat_order exist; set magento.version to 1 or 2"
+            )
+        if not (has_m2 or has_m1):
+            raise MagentoNotFound(
+                f"no Magento order table ({prefix}sales_order or {prefix}sales_flat_order) in database "
+                f"{cfg.database.name!r}; check magento.table_prefix ({prefix!r})"
+            )
+        version = 2 if has_m2 else 1
+    else:
+        version = int(m.version)
+        wanted = f"{prefix}sales_order" if version == 2 else f"{prefix}sales_flat_order"
+        if wanted not in found:
+            raise MagentoNotFound(
+                f"magento.version is {version} but table {wanted} does not exist in database "
+                f"{cfg.database.name!r}; check magento.table_prefix ({prefix!r})"
+            )
+    has_msi = f"{prefix}inventory_source_item" in found
+    if m.stock == "auto":
+        stock_mode = "msi" if version == 2 and has_msi else "legacy"
+    elif m.stock == "msi":
+        if version != 2 or not has_msi:
+            raise MagentoNotFound(
+                f"magento.stock is msi but table {prefix}inventory_source_item does not exist"
+            )
+        stock_mode = "msi"
+    else:
+        stock_mode = "legacy"
+    return Magento(
+        version=version, prefix=prefix, stock_mode=stock_mode, msi_source=m.msi_source, msi_mode=m.msi_mode
+    )
