@@ -1,0 +1,532 @@
+"""One import run for one profile: Magento orders from the agent → SnelStart sales orders, exactly once.
+
+Top to bottom a run (1) retries the failed orders and re-checks the deferred ones by id, (2) pages new orders
+from the cursor, (3) per order: skip what the ledger has, defer or ignore by state, else prepare (rules), mark
+pending, create, mark done, (4) moves the cursor after each fully handled page. Locking and scheduling are the
+CLI's job.
+
+Why exactly once holds: the ledger entry is committed as ``pending`` before SnelStart is asked to create the
+order and as ``done`` after. A crash between the two leaves ``pending``; the next run then looks the order up
+by betalingskenmerk (the Magento order number) and adopts what it finds instead of creating a second one.
+The cursor only moves past a page whose every order reached a final state (done, failed, deferred, ignored),
+so a run stopped by a transient error (agent down, SnelStart unreachable) re-reads that page next time and the
+ledger skips what was already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from client.agent_client import AgentClient, AgentError
+from client.snelstart.base import (
+    SnelStartBackend,
+    SnelStartRefusal,
+    SnelStartUnavailable,
+    Verkooporder,
+)
+from client.state import StateStore, utcnow
+
+PAGE_SIZE = 100
+DEFAULT_EXCLUDED_STATES = ("canceled",)
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class CreatedOrder:
+    entity_id: int
+    magento_number: str
+    snelstart_nummer: int | None
+    relatiecode: int | None
+    how: str  # "created" | "adopted" (found after an unknown outcome) | "already_imported"
+
+
+@dataclass
+class ImportResult:
+    profile: str
+    dry_run: bool = False
+    imported: int = 0  # new in SnelStart this run (created, or adopted after a crash)
+    skipped: int = 0  # already imported: in the ledger, or found by unique betalingskenmerk
+    deferred: int = 0  # waiting for payment (defer_states)
+    dropped: int = 0  # deferred/failed orders given up: canceled, too old, gone from Magento
+    ignored: int = 0  # state not imported (orders.import_states)
+    failed: int = 0
+    customers_created: int = 0
+    customers_matched: int = 0
+    customers_updated: int = 0
+    articles_created: int = 0
+    created: list[CreatedOrder] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (Magento number, reason)
+    lines: list[str] = field(default_factory=list)  # what a dry run would do, for printing
+    error: str | None = None  # why the run stopped early (transient); None when it ran to the end
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        text = (
+            f"{self.profile}: {verb} {self.imported}, skipped {self.skipped}, deferred {self.deferred}, "
+            f"failed {self.failed}, dropped {self.dropped}, ignored {self.ignored}; customers created "
+            f"{self.customers_created}, matched {self.customers_matched}; articles created {self.articles_created}"
+        )
+        return text + (f" — stopped: {self.error}" if self.error else "")
+
+
+class _Transient(Exception):
+    """Stop the run; nothing is wrong with the order at hand."""
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _cents(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+class OrderImporter:
+    """The per-order step, reusable without an agent (the benchmark feeds ORDER dicts straight in)."""
+
+    def __init__(
+        self,
+        profile: Any,
+        backend: SnelStartBackend,
+        state: StateStore,
+        result: ImportResult | None = None,
+        *,
+        dry_run: bool = False,
+        task: str | None = None,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        from client.rules.salesorder import OrderFailure, prepare_order  # the rules load config models
+
+        self._prepare_order = prepare_order
+        self._order_failure = OrderFailure
+        self.profile = profile
+        self.name: str = profile.name
+        self.backend = backend
+        self.state = state
+        self.dry_run = dry_run
+        self.task = task
+        self.now = now
+        self.result = result or ImportResult(profile=profile.name, dry_run=dry_run)
+        orders = profile.orders
+        self.import_states = None if orders.import_states is None else set(orders.import_states)
+        self.defer_states = set(orders.defer_states or ())
+        self.defer_days = orders.defer_days
+        self.unique_reference = orders.unique_payment_reference
+
+    # -- journal: the state log, or the dry run's printout -----------------------------------------------
+    def log(
+        self,
+        level: str,
+        message: str,
+        *,
+        essential: bool,
+        order: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if self.dry_run:
+            if essential or level in ("warning", "error"):
+                self.result.lines.append(message)
+            return
+        self.state.log(
+            self.name, level, message, essential=essential, detail=detail, order=order, task=self.task
+        )
+
+    # -- classification --------------------------------------------------------------------------------
+    def eligible(self, magento_state: str | None) -> bool:
+        if self.import_states is None:
+            return magento_state not in DEFAULT_EXCLUDED_STATES
+        return magento_state in self.import_states
+
+    def too_old(self, order: dict) -> bool:
+        created = _parse_time(order.get("created_at"))
+        return created is not None and self.now() - created > dt.timedelta(days=self.defer_days)
+
+    def handle(self, order: dict, source: str = "feed") -> str:
+        """Bring one ORDER to a final state; returns what happened.
+
+        ``source`` is "feed" (a new page), "failed" (a retry) or "deferred" (a re-check). Raises ``_Transient``
+        when the run must stop (SnelStart unreachable).
+        """
+        eid, number = int(order["id"]), str(order["number"])
+        entry = self.state.ledger_get(self.name, eid)
+        if entry is not None and entry.state == "done":
+            self._forget(eid)
+            self.result.skipped += 1
+            self.log(
+                "debug", f"Magento order {number}: already imported, skipped", essential=False, order=number
+            )
+            return "skipped"
+        magento_state = order.get("state")
+        if magento_state in self.defer_states and entry is None:
+            if self.too_old(order):
+                return self._drop(
+                    order,
+                    f"still {magento_state} after {self.defer_days} days (orders.defer_days); not imported",
+                )
+            if not self.dry_run:
+                self.state.deferred_add(
+                    self.name,
+                    eid,
+                    number=number,
+                    state=magento_state,
+                    created_at=_parse_time(order["created_at"]),
+                )
+                if source == "failed":
+                    self.state.failed_remove(self.name, eid)
+            self.result.deferred += 1
+            self.log(
+                "info",
+                f"Magento order {number}: deferred while {magento_state}",
+                essential=source == "feed",
+                order=number,
+            )
+            return "deferred"
+        if not self.eligible(magento_state):
+            if source != "feed":
+                return self._drop(order, f"now {magento_state}; no longer imported")
+            self.result.ignored += 1
+            self.log(
+                "debug",
+                f"Magento order {number}: state {magento_state} is not imported",
+                essential=False,
+                order=number,
+            )
+            return "ignored"
+        return self._import_guarded(order, entry)
+
+    def _forget(self, eid: int) -> None:
+        if not self.dry_run:
+            self.state.failed_remove(self.name, eid)
+            self.state.deferred_remove(self.name, eid)
+
+    def _drop(self, order: dict, why: str) -> str:
+        number = str(order["number"])
+        self._forget(int(order["id"]))
+        self.result.dropped += 1
+        self.log("warning", f"Magento order {number} dropped: {why}", essential=True, order=number)
+        return "dropped"
+
+    # -- import ----------------------------------------------------------------------------------------
+    def _import_guarded(self, order: dict, entry: Any) -> str:
+        number = str(order["number"])
+        detail = None
+        try:
+            return self._import(order, entry)
+        except SnelStartUnavailable as exc:
+            raise _Transient(f"SnelStart is not available: {exc}") from exc
+        except (self._order_failure, SnelStartRefusal) as exc:
+            reason = str(exc) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - one broken order must never stop the others
+            reason = f"unexpected error {type(exc).__name__}: {exc}"
+            detail = traceback.format_exc()
+        self.result.failed += 1
+        self.result.failures.append((number, reason))
+        if not self.dry_run:
+            self.state.failed_record(self.name, int(order["id"]), number=number, reason=reason)
+        self.log(
+            "error", f"Magento order {number} failed: {reason}", essential=True, order=number, detail=detail
+        )
+        return "failed"
+
+    def _import(self, order: dict, entry: Any) -> str:
+        eid, number = int(order["id"]), str(order["number"])
+        kenmerk = number
+        pending = entry is not None and entry.state == "pending"
+        if pending or self.unique_reference:
+            found = self.backend.verkooporders_by_betalingskenmerk(kenmerk)
+            if found:
+                outcome = self._existing(order, found, pending=pending)
+                if outcome is not None:
+                    return outcome
+
+        prepared = self._prepare_order(order, self.profile, self.backend, dry_run=self.dry_run)
+        for action in prepared.actions:
+            self.log("debug", f"Magento order {number}: {action}", essential=False, order=number)
+        for warning in prepared.warnings:
+            self.log("warning", f"Magento order {number}: {warning}", essential=False, order=number)
+        relatie = prepared.relatie
+        if relatie is None:
+            relatie = self.backend.get_relatie(prepared.verkooporder.relatie_id) if not self.dry_run else None
+        self._count_customer(prepared, relatie, number)
+        for code in prepared.artikelen_created:
+            self.result.articles_created += 1
+            verb = "would be created" if self.dry_run else "created"
+            self.log("info", f"Article {code} {verb} (Magento order {number})", essential=True, order=number)
+
+        if self.dry_run:
+            self._describe(order, prepared, relatie)
+            self.result.imported += 1
+            return "imported"
+
+        self.state.ledger_mark_pending(self.name, eid, number=number, betalingskenmerk=kenmerk)
+        try:
+            created = self.backend.create_verkooporder(prepared.verkooporder)
+        except SnelStartRefusal:
+            # Refused means not created: a later retry must not go looking for it.
+            self.state.ledger_clear_pending(self.name, eid)
+            raise
+        code = relatie.relatiecode if relatie is not None else None
+        self._done(order, created, code, "created")
+        return "imported"
+
+    def _existing(self, order: dict, found: list[Verkooporder], *, pending: bool) -> str | None:
+        """Decide about SnelStart orders that already carry this order's betalingskenmerk.
+
+        Returns the outcome when the order needs no create, None to go on and create it.
+        """
+        eid, number = int(order["id"]), str(order["number"])
+        owners = {o.id: self.state.ledger_by_snelstart_id(self.name, o.id) for o in found}
+        free = [o for o in found if owners[o.id] is None or owners[o.id].entity_id == eid]
+        free.sort(key=lambda o: not self._same_order(o, order))
+        if pending and free:
+            # Our own create from a run that died before it could record the outcome.
+            self._done(order, free[0], self._relatiecode(free[0]), "adopted")
+            return "imported"
+        if not self.unique_reference:
+            return None
+        if free and self._same_order(free[0], order):
+            self._done(order, free[0], self._relatiecode(free[0]), "already_imported")
+            return "skipped"
+        other = found[0]
+        owner = owners[other.id]
+        if owner is not None:
+            whose = f"Magento order {owner.number} (entity_id {owner.entity_id})"
+        else:
+            whose = f"another order ({self._describe_found(other)})"
+        raise self._order_failure(
+            f"betalingskenmerk {number} is already used by SnelStart verkooporder {other.nummer}, imported for "
+            f"{whose}; this is a different order (entity_id {eid}, store {order.get('store', {}).get('code')}, "
+            f"total {order.get('totals', {}).get('grand_total')}, created {order.get('created_at')}). Two stores "
+            "share this order number: import it by hand, or turn orders.unique_payment_reference off"
+        )
+
+    def _same_order(self, found: Verkooporder, order: dict) -> bool:
+        """Is a SnelStart order with this betalingskenmerk plausibly this Magento order? Total and date."""
+        total = _cents(order.get("totals", {}).get("grand_total"))
+        if total is None or total not in (_cents(found.totaal_incl_btw), _cents(found.totaal_excl_btw)):
+            return False
+        created = _parse_time(order.get("created_at"))
+        return created is None or abs((found.datum - created.date()).days) <= 1
+
+    def _describe_found(self, found: Verkooporder) -> str:
+        return f"relatie {self._relatiecode(found)}, total {found.totaal_incl_btw}, date {found.datum.isoformat()}"
+
+    def _relatiecode(self, found: Verkooporder) -> int | None:
+        relatie = self.backend.get_relatie(found.relatie_id)
+        return relatie.relatiecode if relatie is not None else None
+
+    def _done(self, order: dict, created: Verkooporder, relatiecode: int | None, how: str) -> None:
+        eid, number = int(order["id"]), str(order["number"])
+        if not self.dry_run:
+            self._record_done(eid, number, created, relatiecode, how)
+        self.result.created.append(CreatedOrder(eid, number, created.nummer, relatiecode, how))
+        if how == "already_imported":
+            self.result.skipped += 1
+            message = (
+                f"Magento order {number} already in SnelStart as verkooporder {created.nummer} "
+                f"(betalingskenmerk {number}), relatie {relatiecode}; recorded, not created again"
+            )
+        else:
+            self.result.imported += 1
+            message = (
+                f"Magento order {number} → SnelStart verkooporder {created.nummer}, relatie {relatiecode}"
+            )
+            if how == "adopted":
+                message += " (found after an interrupted run; not created twice)"
+        self.log("info", message, essential=True, order=number)
+
+    def _record_done(
+        self, eid: int, number: str, created: Verkooporder, relatiecode: int | None, how: str
+    ) -> None:
+        self.state.ledger_mark_done(
+            self.name,
+            eid,
+            number=number,
+            snelstart_id=created.id,
+            snelstart_nummer=created.nummer,
+            betalingskenmerk=created.betalingskenmerk or number,
+            relatiecode=relatiecode,
+            how=how,
+        )
+
+    def _count_customer(self, prepared: Any, relatie: Any, number: str) -> None:
+        name = relatie.naam if relatie is not None else "?"
+        code = relatie.relatiecode if relatie is not None else None
+        if prepared.relatie_created:
+            self.result.customers_created += 1
+            what = "would be created" if self.dry_run else f"created as relatie {code}"
+            self.log("info", f"Customer {name} {what} (Magento order {number})", essential=True, order=number)
+            return
+        self.result.customers_matched += 1
+        if prepared.relatie_updated:
+            self.result.customers_updated += 1
+            verb = "would be updated" if self.dry_run else "updated"
+            self.log(
+                "info", f"Customer {name} (relatie {code}) {verb} (Magento order {number})", essential=True
+            )
+
+    def _describe(self, order: dict, prepared: Any, relatie: Any) -> None:
+        vo = prepared.verkooporder
+        who = (
+            f"new relatie {relatie.naam}"
+            if prepared.relatie_created and relatie is not None
+            else f"relatie {relatie.relatiecode} {relatie.naam}"
+            if relatie is not None
+            else "a new relatie"
+        )
+        lines = self.result.lines
+        lines.append(
+            f"Magento order {order['number']}: would create a verkooporder for {who}, betalingskenmerk "
+            f"{vo.betalingskenmerk}, {len(vo.regels)} line(s), Magento total {order['totals']['grand_total']}"
+        )
+        for regel in vo.regels:
+            lines.append(f"    {regel.aantal} × {regel.omschrijving} à {regel.stuksprijs}")
+        for cost, label in ((vo.kostensoort_1, "kostensoort 1"), (vo.kostensoort_2, "kostensoort 2")):
+            if cost:
+                lines.append(f"    {label}: {cost}")
+        lines.extend(f"    {action}" for action in prepared.actions)
+
+
+def _retry_lists(importer: OrderImporter, agent: AgentClient, progress: Progress | None) -> None:
+    """Failed orders are retried, deferred ones re-checked, both fetched fresh by id."""
+    state, name = importer.state, importer.name
+    todo = [(f.entity_id, f.number, "failed") for f in state.failed_list(name)]
+    todo += [(d.entity_id, d.number, "deferred") for d in state.deferred_list(name)]
+    for done, (eid, number, source) in enumerate(todo):
+        if progress:
+            progress(source, done, len(todo))
+        order = agent.order(eid)
+        if order is None:
+            importer._forget(eid)
+            importer.result.dropped += 1
+            importer.log(
+                "warning", f"Magento order {number} dropped: it no longer exists in Magento", essential=True
+            )
+            continue
+        importer.handle(order, source)
+
+
+def _new_orders(importer: OrderImporter, agent: AgentClient, progress: Progress | None) -> None:
+    profile, state = importer.profile, importer.state
+    cursor = state.get_cursor(importer.name)
+    created_from = profile.magento.import_from if cursor is None else None
+    seen = 0
+    while True:
+        page = agent.orders(
+            after=cursor, created_from=created_from, limit=PAGE_SIZE, store=profile.magento.store
+        )
+        for order in page["orders"]:
+            importer.handle(order, "feed")
+            seen += 1
+            if progress:
+                progress("orders", seen, None)
+        # Only now is every order of the page final (done, failed, deferred or ignored).
+        cursor, created_from = page["next_cursor"], None
+        if not importer.dry_run:
+            state.set_cursor(importer.name, cursor)
+        if not page.get("has_more") or not page["orders"]:
+            break
+
+
+def run_import(
+    config: Any,
+    profile: Any,
+    *,
+    backend: SnelStartBackend | None = None,
+    state: StateStore | None = None,
+    agent: AgentClient | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    task: str | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> ImportResult:
+    """Import the new orders of one profile (``profile`` is a ``Profile`` or its name).
+
+    Never raises for an order or a transient outage: those end up in the result (``failures``, ``error``) and
+    the log. Raises only for what makes a run impossible to start (configuration, state file).
+    Objects passed in are left open; those opened here are closed.
+    """
+    if isinstance(profile, str):
+        profile = config.profile(profile)
+    result = ImportResult(profile=profile.name, dry_run=dry_run)
+    opened: list[Any] = []
+    try:
+        if state is None:
+            state = StateStore(config.state)
+            opened.append(state)
+        importer = None
+        try:
+            if agent is None:
+                agent = AgentClient.from_profile(profile)
+                opened.append(agent)
+            if backend is None:
+                from client.snelstart.factory import open_backend
+
+                backend = open_backend(profile.snelstart, _config_dir(config))
+                opened.append(backend)
+            importer = OrderImporter(profile, backend, state, result, dry_run=dry_run, task=task, now=now)
+            backend.refresh()
+            _retry_lists(importer, agent, progress)
+            _new_orders(importer, agent, progress)
+        except (_Transient, AgentError, SnelStartUnavailable) as exc:
+            result.error = str(exc)
+            message = f"Import stopped: {exc}; the rest follows on the next run"
+            if importer is not None:
+                importer.log("error", message, essential=True)
+            elif not dry_run:
+                state.log(profile.name, "error", message, essential=True, task=task)
+        if importer is not None and not dry_run:
+            importer.log("info", result.summary(), essential=True)
+        return result
+    finally:
+        for thing in reversed(opened):
+            thing.close()
+
+
+def _config_dir(config: Any) -> Path:
+    path = getattr(config, "path", None)
+    return Path(path).parent if path else Path.cwd()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m client.engine --config F --profile P [--dry-run]``: a bare run, no lock, no schedule."""
+    from client.config import ConfigError, load_client_config
+
+    parser = argparse.ArgumentParser(prog="python -m client.engine", description=main.__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = load_client_config(args.config)
+        result = run_import(config, args.profile, dry_run=args.dry_run)
+    except (ConfigError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in result.lines:
+        print(line)
+    print(result.summary())
+    return 0 if result.ok and not result.failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
