@@ -1,7 +1,281 @@
-"""koppel-agent command line (filled out in the next step)."""
+"""koppel-agent: serve the agent, check an installation, make a key.
+
+Each sub-command is one ``register_*`` function that adds its parser and sets ``func``; a new sub-command
+(e.g. ``deploy``) is one more function appended to ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.config import SCOPES, AgentConfig, ConfigError, load_config
+
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("KOPPEL_AGENT_CONFIG"),
+        metavar="FILE",
+        help="agent.yml (default: $KOPPEL_AGENT_CONFIG)",
+    )
+
+
+def _load(path: str | None) -> AgentConfig:
+    if not path:
+        raise SystemExit("koppel-agent: give --config FILE or set KOPPEL_AGENT_CONFIG")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise SystemExit(f"koppel-agent: {path}: {exc}") from None
+
+
+# --- serve -------------------------------------------------------------------------------------------
+
+
+def _bind(value: str) -> str:
+    if value.startswith(("unix:", "fd://")):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"--bind wants HOST:PORT or unix:PATH, not {value!r}")
+    return value
+
+
+def register_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the agent under gunicorn (gthread workers)")
+    _config_arg(p)
+    p.add_argument(
+        "--bind", type=_bind, default=DEFAULT_BIND, help=f"HOST:PORT or unix:PATH (default {DEFAULT_BIND})"
+    )
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument(
+        "--timeout", type=int, default=60, help="seconds before a silent worker is restarted (default 60)"
+    )
+    p.add_argument(
+        "--access-log", metavar="FILE", default=None, help="access log file, '-' for stdout (default off)"
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from agent.app import create_app
+    from agent.state import AgentState
+
+    cfg = _load(args.config)
+    if args.workers < 1 or args.threads < 1:
+        raise SystemExit("koppel-agent: --workers and --threads must be at least 1")
+    try:
+        AgentState(cfg.state_dir)
+    except OSError as exc:
+        raise SystemExit(f"koppel-agent: state_dir {cfg.state_dir}: {exc.strerror}") from None
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    options = {
+        "bind": args.bind,
+        "workers": args.workers,
+        "threads": args.threads,
+        "worker_class": "gthread",
+        "timeout": args.timeout,
+        "graceful_timeout": 30,
+        "accesslog": args.access_log,
+        "errorlog": "-",
+        "proc_name": "koppel-agent",
+    }
+
+    class AgentServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for name, value in options.items():
+                if value is not None:
+                    self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return create_app(cfg)
+
+    AgentServer().run()
+    return 0
+
+
+# --- check -------------------------------------------------------------------------------------------
+
+
+def register_check(sub: Any) -> None:
+    p = sub.add_parser(
+        "check", help="validate agent.yml, the database, its privileges and the Magento tables"
+    )
+    _config_arg(p)
+    p.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if not args.config:
+        raise SystemExit("koppel-agent: give --config FILE or set KOPPEL_AGENT_CONFIG")
+    return run_check(Path(args.config), print)
+
+
+def run_check(path: Path, say: Callable[[str], object]) -> int:
+    """Check an installation step by step, saying what was found; 0 when usable, 1 on any problem."""
+    import pymysql
+
+    from agent import db
+    from agent.state import AgentState
+
+    problems = 0
+
+    def fail(message: str) -> None:
+        nonlocal problems
+        problems += 1
+        say(f"FAIL  {message}")
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        fail(f"config {path}: {exc}")
+        return 1
+    say(
+        f"ok    config {path}: {len(cfg.keys)} key(s): "
+        + ", ".join(f"{k.id} [{' '.join(k.scopes)}]" for k in cfg.keys)
+    )
+    try:
+        AgentState(cfg.state_dir)
+        say(f"ok    state_dir {cfg.state_dir} is writable")
+    except OSError as exc:
+        fail(f"state_dir {cfg.state_dir}: {exc.strerror}")
+    try:
+        conn = db.connect(cfg)
+    except db.DatabaseUnavailable as exc:
+        fail(f"database: {exc}")
+        return 1
+    try:
+        try:
+            magento = db.detect(conn, cfg)
+        except db.MagentoNotFound as exc:
+            fail(f"magento: {exc}")
+            return 1
+        db.set_time_zone(conn, db.session_time_zone(cfg, magento.version))
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION() AS v, @@session.time_zone AS z")
+            row = cur.fetchone()
+        say(f"ok    database {cfg.database.name!r}: server {row['v']}, session time zone {row['z']}")
+        stock = magento.stock_mode + (
+            f" (source {magento.msi_source!r}, {magento.msi_mode})" if magento.stock_mode == "msi" else ""
+        )
+        say(f"ok    magento {magento.version}, table prefix {magento.prefix!r}, stock {stock}")
+        scopes = {s for k in cfg.keys for s in k.scopes}
+        needed = db.needed_tables(magento, scopes)
+        present = db.existing_tables(conn, [magento.prefix + t for t in needed])
+        missing = [magento.prefix + t for t in needed if magento.prefix + t not in present]
+        if missing:
+            fail("tables missing: " + ", ".join(missing))
+        else:
+            say(f"ok    all {len(needed)} tables the configured scopes use are present")
+        unreadable = []
+        with conn.cursor() as cur:
+            for name in needed:
+                if magento.prefix + name not in present:
+                    continue
+                try:
+                    cur.execute(f"SELECT 1 FROM {magento.table(name)} LIMIT 0")
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] != 1142:
+                        raise
+                    unreadable.append(magento.prefix + name)
+        if unreadable:
+            fail("no SELECT privilege on: " + ", ".join(unreadable))
+        whole, per_table, roles = db.granted_privileges(conn)
+        lacking = []
+        for name, privs in needed.items():
+            have = whole | per_table.get(magento.prefix + name, set())
+            if "ALL PRIVILEGES" in have:
+                continue
+            gaps = [p for p in privs if p != "SELECT" and p not in have]
+            if gaps:
+                lacking.append(f"{' '.join(gaps)} on {magento.prefix + name}")
+        if lacking and roles:
+            say("warn  could not confirm (a role may grant them): " + "; ".join(lacking))
+        elif lacking:
+            fail("stock:write needs privileges the database user lacks: " + "; ".join(lacking))
+        elif not unreadable:
+            say("ok    the database user has the privileges the configured scopes need")
+    except pymysql.err.MySQLError as exc:
+        fail(f"database: {exc}")
+    finally:
+        conn.close()
+    say("check passed" if not problems else f"check failed: {problems} problem(s)")
+    return 1 if problems else 0
+
+
+# --- new-key -----------------------------------------------------------------------------------------
+
+
+def _scope(value: str) -> str:
+    if value not in SCOPES:
+        raise argparse.ArgumentTypeError(f"unknown scope {value!r} (known: {', '.join(SCOPES)})")
+    return value
+
+
+def register_new_key(sub: Any) -> None:
+    p = sub.add_parser("new-key", help="make a fresh key secret and print it for agent.yml and client.yml")
+    p.add_argument("--id", default="office", help="key id (default office)")
+    p.add_argument(
+        "--scopes", nargs="+", type=_scope, default=list(SCOPES), metavar="SCOPE", help=", ".join(SCOPES)
+    )
+    p.set_defaults(func=cmd_new_key)
+
+
+def cmd_new_key(args: argparse.Namespace) -> int:
+    import re
+
+    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", args.id):
+        raise SystemExit("koppel-agent: --id may hold only letters, digits, '.', '_' and '-' (at most 64)")
+    secret = secrets.token_urlsafe(48)  # 64 characters, 384 bits
+    scopes = ", ".join(dict.fromkeys(args.scopes))
+    print(f"""# New key {args.id!r}: keep the secret out of chat, mail and version control.
+#
+# agent.yml (on the webserver), under keys:
+  - id: {args.id}
+    secret: "{secret}"
+    scopes: [{scopes}]
+#
+# client.yml (on the office PC), in the profile:
+    agent:
+      url: https://www.example.nl/koppel
+      key_id: {args.id}
+      secret: "{secret}"   # or set KOPPEL_AGENT_SECRET and write secret_env: KOPPEL_AGENT_SECRET""")
+    return 0
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[Any], None]] = [register_serve, register_check, register_new_key]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="koppel-agent",
+        description="The koppel agent: serves Magento orders and takes stock, next to Magento.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("koppel-agent: not yet available")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

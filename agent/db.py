@@ -179,3 +179,83 @@ def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
     return Magento(
         version=version, prefix=prefix, stock_mode=stock_mode, msi_source=m.msi_source, msi_mode=m.msi_mode
     )
+
+
+# --- what `koppel-agent check` looks for -----------------------------------------------------------------
+
+_ORDER_TABLES = {
+    2: ["sales_order", "sales_order_item", "sales_order_address", "sales_order_payment", "sales_order_tax",
+        "store", "customer_entity", "eav_attribute", "catalog_product_entity"],
+    1: ["sales_flat_order", "sales_flat_order_item", "sales_flat_order_address", "sales_flat_order_payment",
+        "sales_order_tax", "core_store", "customer_entity", "eav_attribute", "catalog_product_entity"],
+}  # fmt: skip
+# table -> privileges the stock writer needs on it, besides SELECT
+_STOCK_WRITES = {
+    (2, "legacy"): {"cataloginventory_stock_item": ("UPDATE",), "indexer_state": ("UPDATE",)},
+    (2, "msi"): {
+        "inventory_source_item": ("INSERT", "UPDATE"),
+        "cataloginventory_stock_item": ("UPDATE",),
+        "indexer_state": ("UPDATE",),
+    },
+    (1, "legacy"): {
+        "cataloginventory_stock_item": ("UPDATE",),
+        "cataloginventory_stock_status": ("INSERT", "UPDATE"),
+    },
+}
+_STOCK_READS = {
+    (2, "legacy"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state"],
+    (2, "msi"): ["catalog_product_entity", "inventory_reservation", "inventory_source", "core_config_data"],
+    (1, "legacy"): ["catalog_product_entity", "catalog_product_website", "catalog_product_super_link",
+                    "core_config_data", "index_process"],
+}  # fmt: skip
+
+
+def needed_tables(magento: Magento, scopes: set[str]) -> dict[str, tuple[str, ...]]:
+    """Unprefixed table -> privileges the configured keys' scopes need on it (SELECT always)."""
+    out: dict[str, tuple[str, ...]] = {}
+    if scopes & {"orders:read", "diagnostics:read"}:
+        for name in _ORDER_TABLES[magento.version]:
+            out[name] = ("SELECT",)
+    if "stock:write" in scopes:
+        mode = (magento.version, magento.stock_mode)
+        for name in _STOCK_READS[mode]:
+            out.setdefault(name, ("SELECT",))
+        for name, privs in _STOCK_WRITES[mode].items():
+            out[name] = ("SELECT", *privs)
+    return out
+
+
+def granted_privileges(conn: pymysql.connections.Connection) -> tuple[set[str], dict[str, set[str]], bool]:
+    """(privileges on the whole database, table -> privileges, whether roles may add more) of this login.
+
+    Read from information_schema; column grants count as a grant on the table.
+    """
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SELECT CURRENT_USER() AS u, CURRENT_ROLE() AS r")
+        except pymysql.err.MySQLError:  # servers without roles (MySQL 5.7)
+            cur.execute("SELECT CURRENT_USER() AS u, NULL AS r")
+        row = cur.fetchone()
+        user, _, host = row["u"].rpartition("@")
+        grantee = f"'{user}'@'{host}'"
+        cur.execute(
+            "SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
+            (grantee,),
+        )
+        whole = {r["p"] for r in cur.fetchall()}
+        cur.execute(
+            "SELECT PRIVILEGE_TYPE AS p FROM information_schema.SCHEMA_PRIVILEGES "
+            "WHERE GRANTEE = %s AND TABLE_SCHEMA = DATABASE()",
+            (grantee,),
+        )
+        whole |= {r["p"] for r in cur.fetchall()}
+        tables: dict[str, set[str]] = {}
+        for view in ("TABLE_PRIVILEGES", "COLUMN_PRIVILEGES"):
+            cur.execute(
+                f"SELECT TABLE_NAME AS t, PRIVILEGE_TYPE AS p FROM information_schema.{view} "
+                "WHERE GRANTEE = %s AND TABLE_SCHEMA = DATABASE()",
+                (grantee,),
+            )
+            for r in cur.fetchall():
+                tables.setdefault(r["t"], set()).add(r["p"])
+    return whole, tables, row["r"] is not None
