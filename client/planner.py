@@ -41,12 +41,12 @@ def next_after(next_run: dt.datetime, interval: dt.timedelta, now: dt.datetime) 
 def pause_reason(config: ClientConfig, profile: Profile, task: str) -> str | None:
     """Why a scheduled run of this task must not happen, or None."""
     if config.paused:
-        return "alles gepauzeerd (paused bovenaan client.yml)"
+        return "everything is paused (paused at the top of client.yml)"
     if profile.paused:
-        return f"profiel {profile.name} gepauzeerd"
+        return f"profile {profile.name} is paused"
     settings = getattr(profile.tasks, task, None)
     if settings is not None and settings.paused:
-        return f"taak {task} gepauzeerd"
+        return f"task {task} is paused"
     return None
 
 
@@ -208,7 +208,7 @@ class Planner:
                 self.state.log(
                     profile,
                     "info",
-                    "Geplande taak import_orders samengevoegd met import_orders_and_export_stock",
+                    "Scheduled import_orders folded into import_orders_and_export_stock, which imports first",
                     essential=False,
                     task=entry.task,
                 )
@@ -217,12 +217,12 @@ class Planner:
                 self.state.log(
                     profile,
                     "info",
-                    f"Geplande taak {entry.task} overgeslagen: {entry.paused}",
+                    f"Scheduled {entry.task} skipped: {entry.paused}",
                     essential=True,
                     task=entry.task,
                 )
                 self.say(
-                    f"{_local(self.clock(), self.config)} {profile}/{entry.task}: overgeslagen ({entry.paused})"
+                    f"{_local(self.clock(), self.config)} {profile}/{entry.task}: skipped ({entry.paused})"
                 )
                 continue
             self.say(f"{_local(self.clock(), self.config)} {profile}/{entry.task}: start")
@@ -242,16 +242,14 @@ class Planner:
         try:
             config = load_client_config(self.config.path)
         except ConfigError as exc:
-            self.say(f"client.yml niet opnieuw geladen: {exc}")
+            self.say(f"client.yml changed but was not reloaded: {exc}")
             return
         if {p.name for p in config.profiles} != {p.name for p in self.config.profiles}:
-            self.say(
-                "Profielen zijn gewijzigd in client.yml; start `koppel schedule` opnieuw om ze te plannen"
-            )
+            self.say("the profiles in client.yml changed; restart `koppel schedule` to plan new ones")
         self.config = config
         self.schedule = Schedule(config, self.state, self.clock)
         self.schedule.sync()
-        self.say("client.yml opnieuw geladen")
+        self.say("client.yml reloaded")
 
     def run_forever(self, tick_seconds: float = 20.0, stop: threading.Event | None = None) -> None:
         """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set)."""
@@ -286,7 +284,7 @@ class Planner:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, on_signal)
         scheduler.start()
-        self.say(f"Planner gestart voor {', '.join(profiles)}; stoppen met Ctrl-C")
+        self.say(f"Scheduler running for {', '.join(profiles)}; stop with Ctrl-C")
         wall, mono = time.time(), time.monotonic()
         try:
             while not stop.wait(1.0):
@@ -295,26 +293,26 @@ class Planner:
                 wall, mono = now_wall, now_mono
                 if abs(drift) > 5:
                     # APScheduler times its heartbeats by the wall clock; after a jump, wake them ourselves.
-                    self.say(f"Klok verzet ({drift:+.0f} s); planning opnieuw bekeken")
+                    self.say(f"the clock jumped ({drift:+.0f} s); checking the schedule now")
                     for name in profiles:
                         scheduler.modify_job(f"profile:{name}", next_run_time=dt.datetime.now(dt.UTC))
         except KeyboardInterrupt:
             pass
         finally:
-            self.say("Planner stopt (een lopende taak wordt eerst afgemaakt) ...")
+            self.say("Scheduler stopping (a run in progress is finished first) ...")
             scheduler.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        self.say("Planner gestopt")
+        self.say("Scheduler stopped")
 
     def _safe_tick(self, profile: str) -> None:
         # An exception escaping here would only reach APScheduler's logger; the user must see it.
         try:
             self.tick(profile)
         except Exception as exc:  # noqa: BLE001 - reported, and the next heartbeat tries again
-            self.say(f"{profile}: planning mislukt: {exc}")
+            self.say(f"{profile}: scheduling failed: {exc}")
             try:
-                self.state.log(profile, "error", f"Planning mislukt: {exc}", essential=True)
+                self.state.log(profile, "error", f"Scheduling failed: {exc}", essential=True)
             except Exception:  # noqa: BLE001 - the state itself may be what failed
                 pass
 

@@ -25,19 +25,16 @@ Progress = Callable[[str, int, int | None], None]
 
 # Result words, also stored in the run history and shown by `koppel status`.
 OK = "ok"
-PARTIAL = "deels"  # the run finished, but some orders failed (they are retried next time)
-FAILED = "fout"  # the run stopped on an error
-BUSY = "bezig"  # another process runs this profile
-PAUSED = "gepauzeerd"
+PARTIAL = "partial"  # the run finished, but some orders failed (they are retried next time)
+FAILED = "failed"  # the run stopped on an error
+BUSY = "busy"  # another process runs this profile
+PAUSED = "paused"
 
 STAGE_TEXT = {
-    "orders": "orders importeren",
-    "import": "orders importeren",
-    "fetch": "orders ophalen",
-    "deferred": "uitgestelde orders controleren",
-    "failed": "mislukte orders opnieuw proberen",
-    "stock": "webvoorraad bepalen",
-    "push": "webvoorraad versturen",
+    "orders": "importing orders",
+    "deferred": "re-checking deferred orders",
+    "failed": "retrying failed orders",
+    "stock": "exporting web stock",
 }
 
 
@@ -78,21 +75,20 @@ def counts_of(result: Any) -> dict[str, int]:
 
 
 def describe_counts(counts: dict[str, int]) -> str:
-    """A short Dutch line for the counts the user cares about; zero counts are left out except imports."""
+    """One line of the counts the user cares about; zero counts are left out, except imported orders."""
     words = (
-        ("imported", "orders geïmporteerd"),
-        ("already_imported", "al aanwezig"),
-        ("skipped", "overgeslagen"),
-        ("deferred", "uitgesteld"),
-        ("failed", "mislukt"),
-        ("customers_created", "klanten aangemaakt"),
-        ("customers_matched", "klanten herkend"),
-        ("customers_updated", "klanten bijgewerkt"),
-        ("articles_created", "artikelen aangemaakt"),
-        ("stock_pushed", "voorraadregels verstuurd"),
-        ("stock_updated", "voorraad bijgewerkt"),
+        ("imported", "orders imported"),
+        ("skipped", "already imported"),
+        ("deferred", "deferred"),
+        ("dropped", "dropped"),
+        ("ignored", "ignored"),
+        ("failed", "failed"),
+        ("customers_created", "customers created"),
+        ("customers_matched", "customers matched"),
+        ("customers_updated", "customers updated"),
+        ("articles_created", "articles created"),
     )
-    parts = [f"{counts.get('imported', 0)} orders geïmporteerd"]
+    parts = [f"{counts.get('imported', 0)} orders imported"]
     parts += [f"{counts[k]} {text}" for k, text in words[1:] if counts.get(k)]
     return ", ".join(parts)
 
@@ -145,9 +141,9 @@ def _run(
     name = profile.name
     reason = pause_reason(config, profile, task)
     if reason and not force:
-        message = f"{reason}; gebruik --force om toch uit te voeren" if trigger == "manual" else reason
+        message = f"{reason}; use --force to run it anyway" if trigger == "manual" else reason
         if not dry_run:
-            state.log(name, "info", f"Taak {task} niet uitgevoerd: {message}", essential=True, task=task)
+            state.log(name, "info", f"Task {task} not run: {message}", essential=True, task=task)
         return RunOutcome(name, task, PAUSED, message)
 
     if dry_run:
@@ -159,23 +155,28 @@ def _run(
     try:
         lock.acquire()
     except AlreadyRunning as exc:
-        state.log(name, "warning", f"Taak {task} niet gestart: {exc}", essential=True, task=task)
+        state.log(name, "warning", f"Task {task} not started: {exc}", essential=True, task=task)
         return RunOutcome(name, task, BUSY, str(exc))
     run_id = None
     try:
-        board.set_activity(name, task, f"{task}: gestart")
+        board.set_activity(name, task, f"{task}: starting")
         run_id = board.run_started(name, task, trigger)
-        word = "handmatig" if trigger == "manual" else "gepland"
-        state.log(name, "info", f"Taak {task} gestart ({word})", essential=False, task=task)
+        state.log(name, "info", f"Task {task} started ({trigger})", essential=False, task=task)
         outcome = _work(config, profile, task, False, state, progress, backend, agent, board)
         level = {OK: "info", PARTIAL: "warning"}.get(outcome.result, "error")
-        state.log(name, level, f"Taak {task} klaar: {outcome.message}", essential=True, task=task)
+        state.log(
+            name,
+            level,
+            f"Task {task} finished, {outcome.result}: {outcome.message}",
+            essential=True,
+            task=task,
+        )
         board.run_finished(run_id, outcome.result, outcome.message, outcome.counts)
         return outcome
     except BaseException as exc:
         # Ctrl-C or something unforeseen: leave a true record behind, then let it go on up.
         if run_id is not None:
-            board.run_finished(run_id, FAILED, f"afgebroken: {type(exc).__name__}")
+            board.run_finished(run_id, FAILED, f"interrupted ({type(exc).__name__})")
         raise
     finally:
         board.set_activity(name, None, IDLE)
@@ -226,10 +227,9 @@ def _work(
         counts = counts_of(import_result)
         message = describe_counts(counts)
         result = PARTIAL if counts.get("failed") else OK
-        stopped = getattr(import_result, "stopped", None) or getattr(import_result, "error", None)
-        if stopped:
+        if import_result.error:
             result = FAILED
-            message += f"; gestopt: {stopped}"
+            message += f"; stopped: {import_result.error}"
         if task == "import_orders_and_export_stock" and result != FAILED and not dry_run:
             try:
                 stock_result, stock_note = _export_stock(config, profile, backend, state, agent, on_progress)
@@ -237,11 +237,11 @@ def _work(
                 state.log(
                     name,
                     "error",
-                    f"Voorraadexport mislukt: {exc}",
+                    f"Stock export failed: {exc}",
                     essential=True,
                     detail=traceback.format_exc(),
                 )
-                stock_note, result = f"voorraadexport mislukt: {exc}", FAILED
+                stock_note, result = f"stock export failed: {exc}", FAILED
             counts.update({f"stock_{k}": v for k, v in counts_of(stock_result).items()})
             message += f"; {stock_note}"
         return RunOutcome(name, task, result, message, counts, import_result, stock_result)
@@ -250,7 +250,7 @@ def _work(
             state.log(
                 name,
                 "error",
-                f"Taak {task} gestopt: {exc}",
+                f"Task {task} stopped: {exc}",
                 essential=True,
                 detail=traceback.format_exc(),
                 task=task,
@@ -271,15 +271,15 @@ def _export_stock(
 ) -> tuple[Any, str]:
     """Export web stock after the import; says so in the log when this koppel has no stock export yet."""
     if not stock_available():
-        note = "voorraadexport is in deze versie van koppel nog niet beschikbaar"
-        state.log(profile.name, "warning", f"Voorraad niet geëxporteerd: {note}", essential=True)
+        note = "stock export is not available in this version of koppel"
+        state.log(profile.name, "warning", f"Web stock not exported: {note}", essential=True)
         return None, note
     webstock = importlib.import_module("client.webstock")
     progress("stock", 0, None)
     result = webstock.export_stock(config, profile, backend=backend, state=state, agent=agent)
     counts = counts_of(result)
     pushed = counts.get("pushed", counts.get("sent", counts.get("updated", 0)))
-    return result, f"webvoorraad: {pushed} artikelen verstuurd"
+    return result, f"web stock: {pushed} articles pushed"
 
 
 def local_time(moment: dt.datetime | None, config: ClientConfig) -> str:
