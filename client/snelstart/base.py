@@ -151,6 +151,8 @@ class Omzetgroep:
     id: str
     nummer: int
     omschrijving: str
+    btw_soort: str | None = None  # verkoopNederlandBtwSoort: "Geen" | "Laag" | "Hoog" | "Overig"
+    btw_percentage: Decimal | None = None  # the current rate of that btw_soort
 
 
 @dataclass
