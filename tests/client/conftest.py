@@ -5,6 +5,7 @@ Reusable by every client test:
 
 - ``magento_db`` → ``MagentoDB(name, version, prefix, connect())``: a fresh database with koppel's Magento 2
   schema fixture (tables created, seed rows in).
+- ``shop`` → ``client.demo.shop.Shop`` over ``magento_db`` to add products, customers and orders.
 - ``agent_server`` → ``AgentServer``: gunicorn serving ``agent.wsgi:app`` over ``magento_db`` on a free loopback
   port (settle_seconds 0); ``.client()`` gives a signed ``AgentClient``; ``.stop()`` / ``.start()`` simulate an
   outage. ``AgentServer`` can also be built directly for other databases or settings.
@@ -164,6 +165,16 @@ def magento_db(mariadb: MariaDB, database: str) -> MagentoDB:
     finally:
         conn.close()
     return db
+
+
+@pytest.fixture
+def shop(magento_db: MagentoDB) -> Iterator[Any]:
+    """``client.demo.shop.Shop`` over ``magento_db`` (its own autocommit connection)."""
+    from client.demo.shop import Shop
+
+    conn = magento_db.connect()
+    yield Shop(conn, magento_db.version, magento_db.prefix)
+    conn.close()
 
 
 @pytest.fixture

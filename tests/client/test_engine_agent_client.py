@@ -141,3 +141,27 @@ def test_bad_urls_are_refused():
         AgentClient("https://x/koppel?a=1", "k", "s")
     with pytest.raises(ValueError, match="not both"):
         AgentClient("https://x", "k", "s").orders(after="c", created_from="2026-01-01T00:00:00Z")
+
+
+def test_orders_pages_and_single_order(shop, agent_server):
+    shop.product("MUG", "Mok")
+    ids = [
+        shop.order(items=[{"sku": "MUG", "qty": 1, "price": "7.50"}], number=f"10000{i}", age_seconds=600 - i)
+        for i in range(5)
+    ]
+    with agent_server.client() as agent:
+        first = agent.orders(created_from="2000-01-01T00:00:00Z", limit=2)
+        assert [o["id"] for o in first["orders"]] == ids[:2] and first["has_more"]
+        rest = agent.orders(after=first["next_cursor"], limit=10)
+        assert [o["id"] for o in rest["orders"]] == ids[2:] and not rest["has_more"]
+        empty = agent.orders(after=rest["next_cursor"])
+        assert empty["orders"] == [] and empty["next_cursor"] == rest["next_cursor"]
+        one = agent.order(ids[3])
+        assert one["number"] == rest["orders"][1]["number"]
+        assert agent.order(999999) is None
+
+
+def test_bad_parameter_is_a_permanent_error(agent_server):
+    with agent_server.client() as agent, pytest.raises(AgentError, match="HTTP 400") as info:
+        agent.orders(after="not-a-cursor")
+    assert not info.value.transient
