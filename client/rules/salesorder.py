@@ -1,0 +1,435 @@
+"""One Magento ORDER → one SnelStart sales order (manual 2.4), as configured per profile.
+
+``prepare_order`` finds or creates the customer and the articles and builds the ``NieuweVerkooporder``: lines,
+footer costs, description, addresses, template and betalingskenmerk. Creating the order itself, the ledger and
+the unique-betalingskenmerk check belong to the engine.
+
+Money: the order is built in the template's VAT mode from Magento's own amounts, then its SnelStart total is
+compared with Magento's grand total; a difference (per-rate versus per-line VAT rounding, or money an extension
+added that the ORDER does not explain) becomes one explicit line on ``orders.rounding_article``. Prices taken
+from SnelStart (``lines: code_and_quantity``) are meant to differ from the shop and are not balanced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from client.config import CostSetting, Profile
+from client.rules.articles import ArticleResolver
+from client.rules.customers import order_adres, resolve_customer
+from client.rules.errors import OrderFailure, fit
+from client.rules.money import (
+    CENT,
+    HUNDRED,
+    ZERO,
+    Amount,
+    balancing_amount,
+    cents,
+    dec,
+    line_amount,
+    snelstart_total,
+    unit_price_for,
+)
+from client.snelstart.base import (
+    Artikel,
+    NieuweVerkooporder,
+    OrderRegel,
+    Relatie,
+    SnelStartBackend,
+    Verkoopsjabloon,
+)
+
+__all__ = ["OrderFailure", "PreparedOrder", "prepare_order"]
+
+DEFAULT_ZONE = ZoneInfo("Europe/Amsterdam")
+# Above this the difference is not rounding any more: it is booked all the same, but with a warning.
+ROUNDING_TOLERANCE = Decimal("0.05")
+
+
+@dataclass
+class PreparedOrder:
+    verkooporder: NieuweVerkooporder
+    relatie: Relatie | None  # None only in a dry run when the customer would be created
+    relatie_created: bool
+    relatie_updated: bool
+    artikelen_created: list[str]
+    actions: list[str]
+    warnings: list[str]
+    expected_total: Decimal | None = None  # SnelStart's total incl. VAT as the rules computed it
+
+
+@dataclass
+class _Builder:
+    order: dict[str, Any]
+    profile: Profile
+    backend: SnelStartBackend
+    articles: ArticleResolver
+    relatie_id: str
+    incl: bool
+    regels: list[OrderRegel] = field(default_factory=list)
+    amounts: list[Amount] = field(default_factory=list)  # mirrors regels (and footer costs) for the total
+    kosten: dict[int, Decimal] = field(default_factory=dict)
+    cost_rate: Decimal = Decimal("21")
+
+    @property
+    def settings(self) -> Any:
+        return self.profile.orders
+
+    def add(
+        self,
+        artikel: Artikel,
+        omschrijving: str,
+        aantal: Decimal,
+        prijs: Decimal,
+        rate: Decimal | None,
+        korting: Decimal = ZERO,
+    ) -> None:
+        known = self.articles.vat_rate(artikel)
+        rate = known if known is not None else (rate if rate is not None else ZERO)
+        text = fit(
+            omschrijving,
+            "regel_omschrijving",
+            f"line {artikel.artikelcode} description",
+            self.articles.warnings,
+        )
+        self.regels.append(
+            OrderRegel(
+                artikel_id=artikel.id,
+                omschrijving=text or artikel.omschrijving,
+                aantal=aantal,
+                stuksprijs=prijs,
+                kortings_percentage=korting,
+                btw_percentage=rate,
+            )
+        )
+        self.amounts.append(Amount(line_amount(aantal, prijs, korting), rate))
+
+    def cost(self, key: str, amount: Decimal, description: str, magento_rate: Decimal | None) -> None:
+        """Shipping, payment fee or discount: a line on the configured article or a footer cost type."""
+        if amount == 0:
+            return
+        setting: CostSetting | None = getattr(self.settings, key)
+        if setting is None:
+            raise OrderFailure(
+                f"orders.{key} is not set, and this order needs it ({description}: {amount}); "
+                f"set it to {{line: <artikelcode>}} or {{cost_type: 1|2}}"
+            )
+        if setting.line is not None:
+            artikel = self.articles.by_code(setting.line, f"orders.{key}")
+            self.add(artikel, description, Decimal("1"), amount, magento_rate)
+        else:
+            assert setting.cost_type is not None
+            self.kosten[setting.cost_type] = self.kosten.get(setting.cost_type, ZERO) + amount
+            self.amounts.append(Amount(amount, self.cost_rate))
+
+
+# -- reading Magento amounts -----------------------------------------------------------------------------------
+
+
+def _line_money(line: dict[str, Any], incl: bool) -> tuple[Decimal, Decimal, Decimal | None]:
+    """(gross row amount, net row amount after Magento's discount, unit price) in the template's VAT mode.
+
+    Magento's default tax model is used: the discount is taken off the price excl. VAT and VAT is computed
+    afterwards, so the net amount incl. VAT is row total + tax − discount.
+    """
+    what = f"item {line.get('sku')!r}"
+    row = dec(line.get("row_total"), f"{what} row_total")
+    discount = dec(line.get("discount_amount"), f"{what} discount_amount")
+    if incl:
+        gross = dec(line.get("row_total_incl_tax"), f"{what} row_total_incl_tax")
+        net = row + dec(line.get("tax_amount"), f"{what} tax_amount") - discount
+        unit = line.get("unit_price_incl_tax")
+    else:
+        gross, net, unit = row, row - discount, line.get("unit_price")
+    return gross, net, (dec(unit, f"{what} unit price") if unit is not None else None)
+
+
+def _tax_percent(line: dict[str, Any]) -> Decimal | None:
+    value = line.get("tax_percent")
+    return dec(value, "tax_percent") if value is not None else None
+
+
+def _options_text(line: dict[str, Any]) -> str:
+    options = [o for o in (line.get("options") or []) if o and (o.get("value") not in (None, ""))]
+    return "; ".join(f"{o.get('label') or 'optie'}: {o.get('value')}" for o in options)
+
+
+def _is_dynamic_bundle(line: dict[str, Any]) -> bool:
+    # The agent puts a dynamic-price bundle's money on its selections and a fixed-price bundle's on the parent.
+    children = line.get("children") or []
+    return line.get("product_type") == "bundle" and any(
+        dec(c.get("row_total")) != 0 or dec(c.get("row_total_incl_tax")) != 0 for c in children
+    )
+
+
+# -- the parts of the order ------------------------------------------------------------------------------------
+
+
+def _template(profile: Profile, backend: SnelStartBackend, relatie_id: str | None) -> Verkoopsjabloon:
+    sjablonen = backend.sjablonen()
+    if profile.orders.template_use_last and relatie_id is not None:
+        last = backend.last_order_sjabloon(relatie_id)
+        for sjabloon in sjablonen:
+            if last is not None and sjabloon.id == last and not sjabloon.nonactief:
+                return sjabloon
+    wanted = profile.orders.template
+    if wanted is None:
+        raise OrderFailure("orders.template is not set; name the verkoopsjabloon for web orders")
+    for sjabloon in sjablonen:
+        if sjabloon.omschrijving.strip().lower() == wanted.strip().lower() or sjabloon.id == wanted.strip():
+            if sjabloon.nonactief:
+                raise OrderFailure(
+                    f"orders.template {wanted!r}: this verkoopsjabloon is inactive in SnelStart"
+                )
+            return sjabloon
+    known = ", ".join(s.omschrijving for s in sjablonen) or "none"
+    raise OrderFailure(f"orders.template {wanted!r}: no such verkoopsjabloon in SnelStart (known: {known})")
+
+
+def _description(order: dict[str, Any], profile: Profile) -> str | None:
+    mode = profile.orders.description
+    if mode == "empty":
+        return None
+    if mode == "profile":
+        return profile.label
+    if mode == "order_number":
+        return f"Webshop-order {order.get('number')}"
+    payment = order.get("payment") or {}
+    parts = [order.get("status") or order.get("state"), payment.get("title") or payment.get("method")]
+    return " - ".join(str(p) for p in parts if p) or None
+
+
+def _agreement_price(
+    backend: SnelStartBackend, relatie_id: str | None, artikel: Artikel, aantal: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(unit price excl. VAT, discount %) from SnelStart: the article price, or the best price agreement."""
+    prijs, korting = artikel.verkoopprijs, ZERO
+    if relatie_id is None or relatie_id.startswith("(") or artikel.id.startswith("("):
+        return prijs, korting
+    fitting = [a for a in backend.prijsafspraken(relatie_id, artikel.id) if a.vanaf_aantal <= aantal]
+    if fitting:
+        best = max(fitting, key=lambda a: a.vanaf_aantal)
+        if best.prijs is not None:
+            prijs = best.prijs
+        elif best.kortings_percentage is not None:
+            korting = best.kortings_percentage
+    return prijs, korting
+
+
+def _add_item(b: _Builder, line: dict[str, Any], discount_total: list[Decimal]) -> None:
+    """One Magento item (a LINE, or a selection of a dynamic bundle) as one or more order lines."""
+    mode = b.settings.lines
+    qty = dec(line.get("qty"), f"item {line.get('sku')!r} qty")
+    name = str(line.get("name") or line.get("sku") or "artikel")
+    gross, net, unit = _line_money(line, b.incl)
+    excl_unit = dec(line.get("unit_price"), "unit_price")
+    artikel = b.articles.for_sku(line.get("sku"), name, excl_unit)
+    options = _options_text(line)
+    described = name if mode == "full" else artikel.omschrijving
+    omschrijving = f"{described} ({options})" if options else described
+    rate = _tax_percent(line)
+
+    if mode == "code_and_quantity":
+        prijs, korting = _agreement_price(b.backend, b.relatie_id, artikel, qty)
+        known = b.articles.vat_rate(artikel)
+        if b.incl and known is not None:
+            prijs = cents(prijs * (HUNDRED + known) / HUNDRED)
+        b.add(artikel, omschrijving, qty, prijs, rate, korting)
+    elif b.settings.discount_mode == "on_lines" and net != gross:
+        korting = ZERO if gross == 0 else ((gross - net) * HUNDRED / gross).quantize(CENT)
+        price = unit_price_for(gross, qty, unit)
+        if line_amount(qty, price, korting) != net or not (0 <= korting <= 100):
+            price, korting = unit_price_for(net, qty), ZERO
+        b.add(artikel, omschrijving, qty, price, rate, korting)
+    else:
+        b.add(artikel, omschrijving, qty, unit_price_for(gross, qty, unit), rate)
+        discount_total[0] += gross - net
+
+    parts = b.articles.recipe_parts(artikel, qty)
+    for sub, aantal in parts:
+        # Magento's price already covers the whole article; its recipe parts are placed for picking and stock.
+        prijs = ZERO
+        if mode == "code_and_quantity":
+            prijs, _ = _agreement_price(b.backend, b.relatie_id, sub, aantal)
+        b.add(sub, sub.omschrijving, aantal, prijs, None)
+
+
+def _add_lines(b: _Builder) -> Decimal:
+    """All item lines; returns the discount still to book separately (``discount_mode: separate``)."""
+    discount_total = [ZERO]
+    for line in b.order.get("lines") or []:
+        if _is_dynamic_bundle(line):
+            for child in line.get("children") or []:
+                _add_item(b, child, discount_total)
+        else:
+            _add_item(b, line, discount_total)
+    return discount_total[0]
+
+
+def _add_costs(b: _Builder, discount: Decimal) -> None:
+    order = b.order
+    shipping = order.get("shipping") or {}
+    ship_excl = dec(shipping.get("amount"), "shipping.amount")
+    ship_tax = dec(shipping.get("tax_amount"), "shipping.tax_amount")
+    ship_discount = dec(shipping.get("discount_amount"), "shipping.discount_amount")
+    ship_rate = cents(ship_tax * HUNDRED / (ship_excl - ship_discount)) if ship_excl - ship_discount else None
+    if b.incl:
+        gross = dec(shipping.get("amount_incl_tax"), "shipping.amount_incl_tax") or ship_excl + ship_tax
+        net = ship_excl + ship_tax - ship_discount
+    else:
+        gross, net = ship_excl, ship_excl - ship_discount
+    if b.settings.discount_mode == "separate":
+        discount += gross - net
+        shipping_amount = gross
+    else:
+        shipping_amount = net
+    label = shipping.get("description") or "Verzendkosten"
+    b.cost("shipping_costs", shipping_amount, str(label), ship_rate)
+
+    payment = order.get("payment") or {}
+    fee = payment.get("fee") or {}
+    fee_excl = dec(fee.get("amount"), "payment.fee.amount")
+    fee_tax = dec(fee.get("tax_amount"), "payment.fee.tax_amount")
+    fee_rate = cents(fee_tax * HUNDRED / fee_excl) if fee_excl else None
+    title = payment.get("title") or payment.get("method") or ""
+    b.cost(
+        "payment_costs", fee_excl + fee_tax if b.incl else fee_excl, f"Betaalkosten {title}".strip(), fee_rate
+    )
+
+    info = order.get("discount") or {}
+    label = "Korting " + str(info.get("description") or info.get("coupon_code") or "").strip()
+    b.cost("discount", -discount, label.strip(), None)
+
+
+def _balance(b: _Builder, warnings: list[str]) -> Decimal:
+    """Make SnelStart's total equal Magento's grand total with one line; returns the resulting total."""
+    totals = b.order.get("totals") or {}
+    target = cents(dec(totals.get("grand_total"), "totals.grand_total"))
+    current = snelstart_total(b.amounts, b.incl)
+    if current == target:
+        return current
+    difference = target - current
+    code = b.settings.rounding_article
+    if code is None:
+        raise OrderFailure(
+            f"the SnelStart lines total {current} but Magento's grand total is {target}; "
+            "set orders.rounding_article to book the difference of "
+            f"{difference}"
+        )
+    artikel = b.articles.by_code(code, "orders.rounding_article")
+    rate = b.articles.vat_rate(artikel) or ZERO
+    amount = balancing_amount(b.amounts, b.incl, target, rate)
+    if amount is None:
+        raise OrderFailure(
+            f"orders.rounding_article {code} carries {rate}% VAT, so the difference of {difference} cannot be "
+            "booked on it exactly; use an article in an omzetgroep without VAT"
+        )
+    unexplained = dec(totals.get("unexplained_amount"), "totals.unexplained_amount")
+    if abs(difference) > ROUNDING_TOLERANCE or unexplained != 0:
+        text = "Niet verklaard bedrag (Magento)"
+        warnings.append(
+            f"Magento's grand total {target} is {difference} more than the order lines explain; "
+            f"booked on {code} as {text!r}"
+        )
+    else:
+        text = "Afrondingsverschil"
+    b.add(artikel, text, Decimal("1"), amount, rate)
+    return snelstart_total(b.amounts, b.incl)
+
+
+def _order_date(order: dict[str, Any], zone: ZoneInfo) -> dt.date:
+    created = order.get("created_at")
+    if not created:
+        return dt.datetime.now(zone).date()
+    moment = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(zone).date()
+
+
+# -- the whole order -----------------------------------------------------------------------------------------
+
+
+def prepare_order(
+    order: dict[str, Any],
+    profile: Profile,
+    backend: SnelStartBackend,
+    *,
+    dry_run: bool = False,
+    zone: ZoneInfo | None = None,
+) -> PreparedOrder:
+    """Find/create customer and articles and build the sales order; raises ``OrderFailure`` with the cause."""
+    actions: list[str] = []
+    warnings: list[str] = list(order.get("warnings") or [])
+    number = str(order.get("number") or "").strip()
+    if not number:
+        raise OrderFailure("the Magento order has no order number")
+    currency = order.get("currency")
+    if currency and currency != "EUR":
+        warnings.append(f"the order is in {currency}; its amounts are booked as they are, without conversion")
+
+    try:
+        customer = resolve_customer(
+            order, profile.customers, backend, dry_run=dry_run, actions=actions, warnings=warnings
+        )
+        sjabloon = _template(profile, backend, None if customer.created else customer.relatie_id)
+        articles = ArticleResolver(
+            profile.articles, profile.orders, backend, dry_run=dry_run, actions=actions
+        )
+        b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw)
+        b.cost_rate = _footer_rate(articles)
+        discount = _add_lines(b)
+        _add_costs(b, discount)
+        warnings.extend(articles.warnings)
+        articles.warnings.clear()
+        if profile.orders.lines != "code_and_quantity":
+            expected = _balance(b, warnings)
+        else:
+            expected = snelstart_total(b.amounts, b.incl)
+        warnings.extend(articles.warnings)
+    except ValueError as exc:  # a malformed amount in the ORDER
+        raise OrderFailure(f"order {number}: {exc}") from None
+
+    from_order = profile.orders.addresses == "from_order"
+    verkooporder = NieuweVerkooporder(
+        relatie_id=customer.relatie_id,
+        datum=_order_date(order, zone or DEFAULT_ZONE),
+        sjabloon_id=sjabloon.id,
+        prijs_incl_btw=sjabloon.prijs_incl_btw,
+        omschrijving=fit(_description(order, profile), "order_omschrijving", "order description", warnings),
+        betalingskenmerk=number,
+        regels=b.regels,
+        factuuradres=order_adres(order.get("billing_address"), warnings, "billing address")
+        if from_order
+        else None,
+        afleveradres=order_adres(order.get("shipping_address"), warnings, "delivery address")
+        if from_order
+        else None,
+        kostensoort_1=b.kosten.get(1),
+        kostensoort_2=b.kosten.get(2),
+        memo=(order.get("customer_note") or None),
+        orderreferentie=fit(number, "orderreferentie", "order reference", warnings),
+    )
+    return PreparedOrder(
+        verkooporder=verkooporder,
+        relatie=customer.relatie,
+        relatie_created=customer.created,
+        relatie_updated=customer.updated,
+        artikelen_created=list(articles.created),
+        actions=actions,
+        warnings=warnings,
+        expected_total=expected,
+    )
+
+
+def _footer_rate(articles: ArticleResolver) -> Decimal:
+    # SnelStart books footer costs at the VAT of the cost type; the high rate is what shops use for shipping
+    # and payment fees, and what the local backend applies.
+    for groep in articles.omzetgroepen():
+        if groep.btw_soort == "Hoog" and groep.btw_percentage is not None:
+            return groep.btw_percentage
+    return Decimal("21")
