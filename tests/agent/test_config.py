@@ -1,0 +1,177 @@
+"""agent.yml: valid files load, every kind of mistake is refused with a message naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import ConfigError, config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_SECRET = "k" * 40
+
+
+def base() -> dict[str, Any]:
+    return {
+        "database": {"name": "magento", "user": "koppel", "password": "pw"},
+        "keys": [{"id": "office", "secret": GOOD_SECRET, "scopes": ["orders:read"]}],
+    }
+
+
+def refuse(data: dict[str, Any], tmp_path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data, tmp_path)
+    return str(info.value)
+
+
+def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
+    cfg = config_from_dict(base(), tmp_path)
+    assert cfg.magento.version == "auto" and cfg.magento.table_prefix == ""
+    assert (
+        cfg.magento.stock == "auto"
+        and cfg.magento.msi_source == "default"
+        and cfg.magento.msi_mode == "salable"
+    )
+    assert cfg.settle_seconds == 120
+    assert cfg.limits.max_page_size == 500 and cfg.limits.max_stock_items == 5000
+    assert cfg.limits.max_body_bytes == 2_000_000
+    assert cfg.database.port == 3306 and cfg.database.password == "pw"
+    assert cfg.state_dir == (tmp_path / "agent-state").resolve()
+    assert cfg.key("office") is not None and cfg.key("nobody") is None
+
+
+def test_secrets_do_not_show_in_repr(tmp_path: Path) -> None:
+    text = repr(config_from_dict(base(), tmp_path))
+    assert GOOD_SECRET not in text and "'pw'" not in text
+
+
+def test_example_file_is_complete_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOPPEL_DB_PASSWORD", "db-pw")
+    monkeypatch.setenv("KOPPEL_AGENT_SECRET", "e" * 48)
+    cfg = load_config(ROOT / "agent.yml.example")
+    assert cfg.database.password == "db-pw"
+    assert cfg.keys[0].secret == "e" * 48
+    assert set(cfg.keys[0].scopes) == {"orders:read", "stock:write", "diagnostics:read"}
+    assert cfg.state_dir == (ROOT / "agent-state").resolve()
+
+
+def test_secret_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "office.secret").write_text(GOOD_SECRET + "\n")
+    (tmp_path / "db.pw").write_text("from-file\n")
+    data = base()
+    data["keys"][0] = {"id": "office", "secret_file": "office.secret", "scopes": ["orders:read"]}
+    data["database"] = {"name": "m", "user": "u", "password_file": "db.pw"}
+    config = tmp_path / "agent.yml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(data))
+    cfg = load_config(config)
+    assert cfg.keys[0].secret == GOOD_SECRET
+    assert cfg.database.password == "from-file"
+
+
+def test_secret_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOPPEL_TEST_SECRET", GOOD_SECRET)
+    data = base()
+    data["keys"][0] = {"id": "office", "secret_env": "KOPPEL_TEST_SECRET", "scopes": ["orders:read"]}
+    assert config_from_dict(data, tmp_path).keys[0].secret == GOOD_SECRET
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d.update(databse={}), "databse: unknown key"),
+        (lambda d: d.setdefault("magento", {}).update(tabel_prefix="x"), "magento.tabel_prefix: unknown key"),
+        (
+            lambda d: d.setdefault("magento", {}).update(table_prefix="mg-"),
+            "magento.table_prefix: may hold only",
+        ),
+        (lambda d: d.setdefault("magento", {}).update(table_prefix="a;DROP"), "magento.table_prefix"),
+        (lambda d: d.setdefault("magento", {}).update(version=3), "magento.version: must be 1, 2 or auto"),
+        (
+            lambda d: d.setdefault("magento", {}).update(version="two"),
+            "magento.version: must be 1, 2 or auto",
+        ),
+        (lambda d: d.setdefault("magento", {}).update(stock="both"), "magento.stock"),
+        (
+            lambda d: d.setdefault("magento", {}).update(version=1, stock="msi"),
+            "msi exists only in Magento 2",
+        ),
+        (lambda d: d.setdefault("magento", {}).update(msi_mode="virtual"), "magento.msi_mode"),
+        (lambda d: d["keys"][0].update(secret="too-short"), "keys[0].secret: too short"),
+        (
+            lambda d: d["keys"][0].update(scopes=["orders:write"]),
+            "keys[0].scopes[0]: unknown scope 'orders:write'",
+        ),
+        (lambda d: d["keys"][0].update(scopes=[]), "keys[0].scopes"),
+        (lambda d: d["keys"][0].update(id="bad id!"), "keys[0].id"),
+        (lambda d: d["keys"].append(dict(d["keys"][0])), "key id 'office' appears twice"),
+        (lambda d: d.update(keys=[]), "keys:"),
+        (lambda d: d["database"].pop("name"), "database.name: required key is missing"),
+        (lambda d: d["database"].update(port=70000), "database.port"),
+        (lambda d: d.update(settle_seconds=-1), "settle_seconds"),
+        (lambda d: d.update(limits={"max_page_size": 0}), "limits.max_page_size"),
+        (lambda d: d.update(limits={"max_rows": 5}), "limits.max_rows: unknown key"),
+    ],
+)
+def test_mistakes_are_refused_naming_the_key(change: Any, expected: str, tmp_path: Path) -> None:
+    data = base()
+    change(data)
+    assert expected in refuse(data, tmp_path)
+
+
+def test_missing_secret_file_names_the_key_and_the_file(tmp_path: Path) -> None:
+    data = base()
+    data["keys"][0] = {"id": "office", "secret_file": "nowhere.secret", "scopes": ["orders:read"]}
+    message = refuse(data, tmp_path)
+    assert message.startswith("keys[0].secret_file:") and "nowhere.secret" in message
+
+
+def test_missing_environment_variable_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_TEST_UNSET", raising=False)
+    data = base()
+    data["database"] = {"name": "m", "user": "u", "password_env": "KOPPEL_TEST_UNSET"}
+    assert (
+        refuse(data, tmp_path) == "database.password_env: environment variable KOPPEL_TEST_UNSET is not set"
+    )
+
+
+def test_a_key_without_any_secret_is_refused(tmp_path: Path) -> None:
+    data = base()
+    del data["keys"][0]["secret"]
+    assert refuse(data, tmp_path).startswith("keys[0].secret: missing")
+
+
+def test_two_secret_sources_are_refused(tmp_path: Path) -> None:
+    data = base()
+    data["keys"][0]["secret_env"] = "X"
+    assert "keys[0].secret_env: give only one of" in refuse(data, tmp_path)
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    data = base()
+    data["magento"] = {"table_prefix": "a b", "version": 7}
+    message = refuse(data, tmp_path)
+    assert "magento.table_prefix" in message and "magento.version" in message
+
+
+def test_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "absent.yml")
+    (tmp_path / "empty.yml").write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(tmp_path / "empty.yml")
+    (tmp_path / "broken.yml").write_text("database: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yml")
+    (tmp_path / "list.yml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(tmp_path / "list.yml")
+
+
+def test_version_accepts_numbers_written_as_text(tmp_path: Path) -> None:
+    data = base()
+    data["magento"] = {"version": "1"}
+    assert config_from_dict(data, tmp_path).magento.version == 1
