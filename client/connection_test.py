@@ -33,7 +33,7 @@ class Check:
         word = "OK  " if self.ok else "FOUT"
         text = f"{word} {self.name}: {self.detail}"
         if not self.ok and self.fix:
-            text += f" — oplossing: {self.fix}"
+            text += f" — fix: {self.fix}"
         return text
 
 
@@ -52,10 +52,10 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
     except requests.RequestException as exc:
         checks.append(
             Check(
-                "agent bereikbaar",
+                "agent reachable",
                 False,
-                f"{url} antwoordt niet ({type(exc).__name__}: {_short(exc)})",
-                "controleer agent.url en of de agent draait (koppel-agent serve) en de firewall hem doorlaat",
+                f"{url} does not answer ({_short(exc)})",
+                "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it",
             )
         )
         return checks
@@ -63,32 +63,32 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
         target = response.headers.get("Location", "?")
         checks.append(
             Check(
-                "agent bereikbaar",
+                "agent reachable",
                 False,
-                f"{url} stuurt door naar {target}",
-                "zet het uiteindelijke adres in agent.url (koppel volgt geen doorverwijzingen)",
+                f"{url} redirects to {target}",
+                "put the final address in agent.url (koppel does not follow redirects)",
             )
         )
         return checks
     health = _json(response)
     if response.status_code == 200 and isinstance(health, dict) and health.get("status") == "ok":
-        checks.append(Check("agent bereikbaar", True, f"{url} (database bereikbaar)"))
+        checks.append(Check("agent reachable", True, f"{url} (its database answers)"))
     elif response.status_code == 503:
         checks.append(
             Check(
-                "agent bereikbaar",
+                "agent reachable",
                 False,
-                f"{url} draait, maar bereikt de Magento-database niet",
-                "controleer database in agent.yml en of MySQL/MariaDB draait (koppel-agent check)",
+                f"{url} runs, but cannot reach the Magento database",
+                "check database in agent.yml and that MySQL/MariaDB runs (koppel-agent check)",
             )
         )
     else:
         checks.append(
             Check(
-                "agent bereikbaar",
+                "agent reachable",
                 False,
-                f"{url}/v1/health gaf HTTP {response.status_code} zonder koppel-antwoord",
-                "agent.url moet naar de koppel-agent wijzen, niet naar de webwinkel zelf",
+                f"{url}/v1/health gave HTTP {response.status_code}, not a koppel agent's answer",
+                "agent.url must point at the koppel agent, not at the web shop itself",
             )
         )
         return checks
@@ -99,42 +99,44 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
 
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
-        checks.append(Check("handtekening", False, str(exc), "vul het geheim van de agent-sleutel in client.yml in"))
+        checks.append(Check("signature", False, str(exc), "set the agent key's secret in client.yml"))
         return checks
     except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
-        checks.append(Check("handtekening", False, str(exc), "corrigeer agent.url"))
+        checks.append(Check("signature", False, str(exc), "correct agent.url"))
         return checks
     diagnostics: dict[str, Any] | None = None
     with client:
         try:
             status, data = client.request("GET", "/v1/diagnostics")
         except AgentError as exc:
-            checks.append(Check("handtekening", False, str(exc), "controleer agent.url"))
+            checks.append(Check("signature", False, str(exc), "check agent.url"))
             status, data = None, None
     if status == 200 and isinstance(data, dict):
         diagnostics = data
-        checks.append(Check("handtekening", True, f"sleutel {profile.agent.key_id!r} geaccepteerd"))
+        checks.append(
+            Check("signature", True, f"key {profile.agent.key_id!r} accepted (signed /v1/diagnostics)")
+        )
     elif status == 401:
         checks.append(
             Check(
-                "handtekening",
+                "signature",
                 False,
-                f"de agent weigert sleutel {profile.agent.key_id!r} (401)",
-                "key_id en geheim moeten gelijk zijn aan een sleutel in agent.yml; klopt de klok van deze pc?",
+                f"the agent refuses key {profile.agent.key_id!r} (401)",
+                "key_id and secret must equal a key in agent.yml; is this PC's clock right?",
             )
         )
     elif status == 403:
         checks.append(
             Check(
-                "handtekening",
+                "signature",
                 False,
-                f"sleutel {profile.agent.key_id!r} mag geen diagnose opvragen (403)",
-                "geef de sleutel in agent.yml de scopes orders:read, stock:write en diagnostics:read",
+                f"key {profile.agent.key_id!r} may not read diagnostics (403)",
+                "give the key the scopes orders:read, stock:write and diagnostics:read in agent.yml",
             )
         )
     elif status is not None:
         checks.append(
-            Check("handtekening", False, f"onverwacht antwoord HTTP {status}", "bekijk het log van de agent")
+            Check("signature", False, f"unexpected answer HTTP {status}", "look at the agent's log")
         )
 
     checks.append(_skew_check(skew))
@@ -158,21 +160,21 @@ def _date_skew(response: requests.Response, clock: Clock) -> float | None:
 
 def _skew_check(skew: float | None) -> Check:
     if skew is None:
-        return Check("klok", True, "de agent gaf geen Date-kop mee; niet te controleren")
+        return Check("clock", True, "the agent sent no Date header; cannot compare clocks")
     # The Date header has whole seconds and the request took a moment: one second either way is noise.
-    text = f"de klok van de agent loopt {abs(skew):.0f} s {'voor' if skew > 0 else 'achter'} op deze pc"
+    text = f"the agent's clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} this PC"
     if abs(skew) <= 1:
-        return Check("klok", True, "gelijk met de agent")
+        return Check("clock", True, "in step with the agent (within 1 s)")
     if abs(skew) > SKEW_LIMIT:
         return Check(
-            "klok",
+            "clock",
             False,
             text,
-            f"zet de klokken gelijk (NTP / Windows tijdsynchronisatie); meer dan {SKEW_LIMIT} s verschil "
-            "laat de agent elke aanvraag weigeren",
+            f"synchronise both clocks (NTP / Windows time service); beyond {SKEW_LIMIT} s the agent refuses "
+            "every request",
         )
-    note = " (let op: ruim binnen de grens van 300 s houden)" if abs(skew) > SKEW_WARN else ""
-    return Check("klok", True, text + note)
+    note = f" (close to the {SKEW_LIMIT} s the agent allows)" if abs(skew) > SKEW_WARN else ""
+    return Check("clock", True, text + note)
 
 
 def _magento_check(diagnostics: dict[str, Any]) -> Check:
@@ -181,22 +183,22 @@ def _magento_check(diagnostics: dict[str, Any]) -> Check:
     version = magento.get("version")
     if version not in (1, 2):
         return Check(
-            "Magento", False, "de agent herkent geen Magento-tabellen", "controleer magento.table_prefix in agent.yml"
+            "Magento", False, "the agent finds no Magento tables", "check magento.table_prefix in agent.yml"
         )
     parts = [f"Magento {version}"]
     if magento.get("table_prefix"):
         parts.append(f"prefix {magento['table_prefix']!r}")
     if magento.get("stock_mode"):
-        parts.append(f"voorraad {magento['stock_mode']}")
+        parts.append(f"stock {magento['stock_mode']}")
     orders = diagnostics.get("orders") or {}
     if orders.get("count") is not None:
         parts.append(f"{orders['count']} orders")
     offset = database.get("clock_offset_seconds")
     if isinstance(offset, int | float) and abs(offset) > SKEW_WARN:
-        parts.append(f"databaseklok wijkt {offset:+.0f} s af van de agent")
+        parts.append(f"database clock {offset:+.0f} s off the agent's")
     warnings = diagnostics.get("warnings") or []
     if warnings:
-        parts.append("waarschuwingen: " + "; ".join(str(w) for w in warnings))
+        parts.append("warnings: " + "; ".join(str(w) for w in warnings))
     return Check("Magento", True, ", ".join(parts))
 
 
@@ -222,10 +224,16 @@ def check_snelstart(config: ClientConfig, profile: Profile) -> list[Check]:
             name = backend.administration_name()
             templates = backend.sjablonen()
         except Exception as exc:  # noqa: BLE001
-            checks.append(Check(f"SnelStart ({settings.backend})", False, str(exc), _open_fix(settings.backend)))
+            checks.append(
+                Check(f"SnelStart ({settings.backend})", False, str(exc), _open_fix(settings.backend))
+            )
             return checks
         checks.append(
-            Check(f"SnelStart ({settings.backend})", True, f"administratie {name!r}, {len(templates)} verkoopsjablonen")
+            Check(
+                f"SnelStart ({settings.backend})",
+                True,
+                f"administration {name!r}, {len(templates)} templates",
+            )
         )
         checks.append(_template_check(profile, templates))
     finally:
@@ -235,39 +243,39 @@ def check_snelstart(config: ClientConfig, profile: Profile) -> list[Check]:
 
 def _open_fix(backend: str) -> str:
     return {
-        "local": "controleer snelstart.path of maak de administratie aan met `koppel snelstart init --local PAD`",
-        "b2b": "controleer de koppelsleutel en subscription key van de SnelStart B2B API",
-        "desktop": "controleer server/administratie en dat de SnelStart Gateway geïnstalleerd is (alleen Windows)",
-    }.get(backend, "controleer de snelstart-instellingen")
+        "local": "check snelstart.path, or create the administration with `koppel snelstart init --local PATH`",
+        "b2b": "check the koppelsleutel (client key) and subscription key of the SnelStart B2B API",
+        "desktop": "check server/administration and that the SnelStart Gateway is installed (Windows only)",
+    }.get(backend, "check the snelstart settings")
 
 
 def _template_check(profile: Profile, templates: list[Any]) -> Check:
     wanted = profile.orders.template
-    names = ", ".join(t.omschrijving for t in templates) or "geen"
+    names = ", ".join(t.omschrijving for t in templates) or "none"
     if wanted is None:
         return Check(
-            "verkoopsjabloon",
+            "template",
             True,
-            "orders.template niet ingesteld; SnelStart kiest zijn standaardsjabloon",
+            "orders.template is not set; SnelStart uses its default template",
         )
     found = [t for t in templates if wanted in (t.id, t.omschrijving)]
     if not found:
         found = [t for t in templates if t.omschrijving.casefold() == wanted.casefold()]
     if not found:
         return Check(
-            "verkoopsjabloon",
+            "template",
             False,
-            f"orders.template {wanted!r} bestaat niet in SnelStart (wel: {names})",
-            "zet de naam van een bestaand verkoopsjabloon in orders.template",
+            f"orders.template {wanted!r} does not exist in SnelStart (there are: {names})",
+            "put the name of an existing verkoopsjabloon in orders.template",
         )
     template = found[0]
-    mode = "inclusief" if template.prijs_incl_btw else "exclusief"
+    mode = "including" if template.prijs_incl_btw else "excluding"
     if getattr(template, "nonactief", False):
-        return Check("verkoopsjabloon", False, f"{template.omschrijving!r} is non-actief", "activeer het in SnelStart")
+        return Check("template", False, f"{template.omschrijving!r} is inactive", "activate it in SnelStart")
     return Check(
-        "verkoopsjabloon",
+        "template",
         True,
-        f"{template.omschrijving!r}, prijzen {mode} btw (koppel neemt de Magento-bedragen {mode} btw over)",
+        f"{template.omschrijving!r}, prices {mode} VAT (koppel takes Magento's amounts {mode} VAT to match)",
     )
 
 
@@ -285,11 +293,11 @@ def _json(response: requests.Response) -> Any:
 def _short(exc: Exception) -> str:
     text = str(exc)
     for needle, reason in (
-        ("Connection refused", "verbinding geweigerd"),
-        ("Name or service not known", "hostnaam onbekend"),
-        ("getaddrinfo failed", "hostnaam onbekend"),
-        ("timed out", "time-out"),
-        ("CERTIFICATE_VERIFY_FAILED", "TLS-certificaat niet vertrouwd"),
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not found"),
+        ("getaddrinfo failed", "host name not found"),
+        ("timed out", "timed out"),
+        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
     ):
         if needle in text:
             return reason

@@ -1,0 +1,529 @@
+"""`koppel`: the command line of the office PC (typer).
+
+Every command reads client.yml (found by --config, KOPPEL_CONFIG, ./client.yml or the user's config folder) and
+speaks to the person at the PC: errors are one sentence and a non-zero exit code, never a traceback, unless
+--debug is given. Exit codes: 0 done, 1 something failed, 2 wrong use, 3 not run (already running or paused).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import typer
+
+from client.config import TASK_NAMES, ClientConfig, ConfigError, find_config_path, load_client_config
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUN = 3
+
+
+class KoppelError(Exception):
+    """A problem to tell the user in one sentence (exit code ``code``)."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Options:
+    config: str | None = None
+    debug: bool = False
+
+
+OPTIONS = _Options()
+
+app = typer.Typer(
+    name="koppel",
+    help="Imports Magento web shop orders into SnelStart exactly once and writes web stock back into Magento.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+snelstart_app = typer.Typer(help="Work with SnelStart administrations.", no_args_is_help=True)
+app.add_typer(snelstart_app, name="snelstart")
+
+
+@app.callback()
+def _main_options(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", metavar="FILE", help="client.yml to use (also accepted after the sub-command)."
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+) -> None:
+    OPTIONS.config = config
+    OPTIONS.debug = debug
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def load_config() -> ClientConfig:
+    return load_client_config(find_config_path(OPTIONS.config))
+
+
+@contextmanager
+def open_state(config: ClientConfig) -> Iterator[Any]:
+    from client.state import StateStore
+
+    if not config.state.parent.exists():
+        raise KoppelError(f"the folder of the state file {config.state} does not exist (setting `state`)")
+    state = StateStore(config.state)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def pick_profiles(config: ClientConfig, profile: str | None) -> list[Any]:
+    return [config.profile(profile)] if profile else list(config.profiles)
+
+
+def one_profile(config: ClientConfig, profile: str | None) -> Any:
+    if profile:
+        return config.profile(profile)
+    if len(config.profiles) == 1:
+        return config.profiles[0]
+    names = ", ".join(p.name for p in config.profiles)
+    raise KoppelError(f"client.yml has several profiles; choose one with --profile ({names})", EXIT_USAGE)
+
+
+def echo(text: str = "") -> None:
+    typer.echo(text)
+
+
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Profile name (default: all profiles).")
+]
+
+
+# -- run -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    profile: ProfileOpt = None,
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="import_orders or import_orders_and_export_stock.")
+    ] = "import_orders",
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even when the profile or task is paused.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be created; change nothing.")
+    ] = False,
+) -> None:
+    """Run a task now (the manual's "Nu uitvoeren"); never overlaps another run of the same profile."""
+    from client.runner import BUSY, OK, PAUSED, run_task
+
+    if task not in TASK_NAMES:
+        raise KoppelError(f"--task {task}: unknown task; choose {' or '.join(TASK_NAMES)}", EXIT_USAGE)
+    config = load_config()
+    profiles = pick_profiles(config, profile)
+    results: list[str] = []
+    with open_state(config) as state:
+        for prof in profiles:
+            with progress_display(f"{prof.name}/{task}") as progress:
+                outcome = run_task(
+                    config, prof.name, task, force=force, dry_run=dry_run, state=state, progress=progress
+                )
+            result = outcome.import_result
+            if dry_run and result is not None:
+                echo(f"Dry run for {prof.name} — nothing was changed:")
+                for line in result.lines:
+                    echo(f"  {line}")
+            for created in getattr(result, "created", []) if not dry_run else []:
+                echo(
+                    f"  Magento order {created.magento_number} → SnelStart order {created.snelstart_nummer}"
+                    f" (relatie {created.relatiecode}, {created.how})"
+                )
+            for number, reason in getattr(result, "failures", []):
+                echo(f"  FAILED Magento order {number}: {reason}")
+            label = "dry run" if dry_run else outcome.result
+            echo(f"{prof.name}/{task}: {label}: {outcome.message}")
+            results.append(outcome.result)
+    if any(r not in (OK, BUSY, PAUSED) for r in results):
+        raise typer.Exit(EXIT_FAILED)
+    if any(r in (BUSY, PAUSED) for r in results):
+        raise typer.Exit(EXIT_NOT_RUN)
+
+
+@contextmanager
+def progress_display(label: str) -> Iterator[Any]:
+    """A progress bar on an interactive terminal (fed by the engine's progress callback); nothing otherwise."""
+    if not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from client.runner import STAGE_TEXT
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        handle = bar.add_task(label, total=None)
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            bar.update(
+                handle, description=f"{label}: {STAGE_TEXT.get(stage, stage)}", completed=done, total=total
+            )
+
+        yield update
+
+
+# -- schedule --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def schedule(
+    tick: Annotated[
+        float, typer.Option("--tick", min=1, help="Seconds between checks of what is due (default 20).")
+    ] = 20.0,
+) -> None:
+    """Run the scheduler in the foreground until Ctrl-C: every task on its interval, missed runs caught up once."""
+    from client.planner import Planner
+
+    config = load_config()
+    with open_state(config) as state:
+        planner = Planner(config, state, say=lambda text: typer.echo(text))
+        for entry in planner.schedule.entries():
+            when = entry.next_run.astimezone(config.zone).strftime("%Y-%m-%d %H:%M")
+            extra = f" — paused: {entry.paused}" if entry.paused else ""
+            echo(f"{entry.profile}/{entry.task}: every {_interval(entry.interval)}, next run {when}{extra}")
+        if not planner.schedule.entries():
+            raise KoppelError("no task has an interval in client.yml (tasks: import_orders: {interval: 15m})")
+        planner.run_forever(tick)
+
+
+def _interval(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# -- status ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def status(profile: ProfileOpt = None) -> None:
+    """Per profile and task: last run, result and counts, next run, paused; and what runs right now."""
+    from client.planner import Schedule, pause_reason
+    from client.runner import describe_counts, local_time
+    from client.status import StatusBoard
+
+    config = load_config()
+    with open_state(config) as state:
+        board = StatusBoard(state, config.state)
+        plan = Schedule(config, state)
+        plan.sync()
+        if config.paused:
+            echo("Everything is paused (paused: true at the top of client.yml).")
+        for prof in pick_profiles(config, profile):
+            title = f"{prof.name}" + (f" ({prof.description})" if prof.description else "")
+            if prof.paused:
+                title += " — paused"
+            echo(title)
+            activity = board.activity(prof.name)
+            now = activity.text
+            if activity.total:
+                now += f" ({activity.done}/{activity.total})"
+            echo(f"  Now: {now}")
+            tasks = [name for name, _ in prof.tasks.items()]
+            for name in TASK_NAMES:
+                if name not in tasks and board.last_run(prof.name, name):
+                    tasks.append(name)
+            if not tasks:
+                echo("  No tasks planned and none run yet (koppel run does one now).")
+            for name in tasks:
+                last = board.last_run(prof.name, name)
+                entry = plan.entry(prof.name, name)
+                echo(f"  {name}:")
+                if last is None:
+                    echo("    last run:  never")
+                else:
+                    result = last.result or ("running" if activity.task == name else "did not finish")
+                    echo(f"    last run:  {local_time(last.started_at, config)} ({last.trigger}) — {result}")
+                    if last.message:
+                        echo(f"               {last.message}")
+                    elif last.counts:
+                        echo(f"               {describe_counts(last.counts)}")
+                if entry is None:
+                    echo("    next run:  not planned (no interval)")
+                else:
+                    echo(
+                        f"    next run:  {local_time(entry.next_run, config)} (every {_interval(entry.interval)})"
+                    )
+                reason = pause_reason(config, prof, name)
+                echo(f"    paused:    {'yes — ' + reason if reason else 'no'}")
+
+
+# -- log -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def log(
+    profile: ProfileOpt = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every entry with its detail.")
+    ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", metavar="FILE.xlsx", help="Write the whole log to an Excel file."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Empty the log.")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Show at most the newest N entries.")
+    ] = 200,
+) -> None:
+    """What koppel did: orders created, customers and articles created, failures (--verbose: the detail).
+
+    Entries older than four weeks are removed automatically."""
+    from client.logview import export_xlsx, format_entries
+
+    config = load_config()
+    if profile:
+        config.profile(profile)
+    with open_state(config) as state:
+        if clear:
+            removed = state.clear_log(profile)
+            echo(f"Log cleared ({removed} entries removed).")
+            return
+        if export is not None:
+            entries = state.log_entries(profile)
+            try:
+                rows = export_xlsx(entries, export, config.zone)
+            except ValueError as exc:
+                raise KoppelError(f"--export {export}: {exc}", EXIT_USAGE) from None
+            echo(f"{rows} log entries written to {export}")
+            return
+        entries = state.log_entries(profile, essential_only=not verbose, limit=limit)
+        lines = format_entries(entries, config.zone, verbose=verbose)
+        if not lines:
+            echo("The log is empty.")
+        for line in lines:
+            echo(line)
+
+
+# -- test-connection, agent, profiles ----------------------------------------------------------------------
+
+
+@app.command("test-connection")
+def test_connection(profile: ProfileOpt = None) -> None:
+    """Check the agent (reachable, signature, clock, Magento) and SnelStart (administration, template)."""
+    from client.connection_test import run_checks
+
+    config = load_config()
+    failed = 0
+    for prof in pick_profiles(config, profile):
+        echo(f"{prof.name}:")
+        for check in run_checks(config, prof):
+            echo(f"  {check.line()}")
+            failed += not check.ok
+    if failed:
+        echo(f"{failed} check(s) failed.")
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def agent(
+    method: Annotated[str, typer.Argument(help="HTTP method, e.g. GET or POST.")],
+    path: Annotated[str, typer.Argument(help="Path on the agent, query allowed: /v1/orders?limit=2")],
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Profile whose agent to call.")
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="JSON body to send.")] = None,
+) -> None:
+    """Make one signed call to the agent and print its JSON answer (for diagnosis)."""
+    from client.agent_client import AgentClient
+
+    config = load_config()
+    prof = one_profile(config, profile)
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        raise KoppelError(
+            f"{path!r}: give a path on the agent starting with /, like /v1/diagnostics", EXIT_USAGE
+        )
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    body = None
+    if data is not None:
+        try:
+            body = json.loads(data)
+        except ValueError as exc:
+            raise KoppelError(f"--data is not valid JSON: {exc}", EXIT_USAGE) from None
+    with AgentClient.from_profile(prof) as client:
+        status_code, answer = client.request(method.upper(), parts.path, params, body)
+    echo(json.dumps(answer, indent=2, ensure_ascii=False) if answer is not None else "(empty answer)")
+    if not 200 <= status_code < 300:
+        typer.echo(f"HTTP {status_code}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def profiles() -> None:
+    """List the profiles of client.yml."""
+    config = load_config()
+    echo(f"{config.path}:")
+    for prof in config.profiles:
+        flags = " (paused)" if prof.paused or config.paused else ""
+        echo(f"  {prof.name}{flags}: {prof.description or '-'}")
+        echo(f"    agent:     {prof.agent.url} (key {prof.agent.key_id})")
+        where = prof.snelstart.path if prof.snelstart.backend == "local" else prof.snelstart.administration
+        echo(f"    snelstart: {prof.snelstart.backend}" + (f" {where}" if where else ""))
+        for name, settings in prof.tasks.items():
+            paused = ", paused" if settings.paused else ""
+            echo(f"    task:      {name} every {_interval(settings.interval)}{paused}")
+
+
+# -- autostart, snelstart init, demo ----------------------------------------------------------------------
+
+
+@app.command()
+def autostart(
+    action: Annotated[str, typer.Argument(help="install or remove")],
+    method: Annotated[
+        str, typer.Option("--method", help="auto, schtasks (Windows), systemd or xdg (Linux).")
+    ] = "auto",
+) -> None:
+    """Start `koppel schedule` at logon (Windows Task Scheduler; on Linux systemd --user or XDG autostart)."""
+    from client import autostart as auto
+
+    if action not in ("install", "remove"):
+        raise KoppelError(f"autostart {action}: choose install or remove", EXIT_USAGE)
+    if action == "install":
+        result = auto.install(find_config_path(OPTIONS.config), method=method)
+    else:
+        result = auto.remove(method=method)
+    echo(f"{result.message} ({result.location})")
+
+
+@snelstart_app.command("init")
+def snelstart_init(
+    local: Annotated[Path, typer.Option("--local", metavar="PATH", help="The new administration file.")],
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Add sample relaties, artikelen and templates.")
+    ] = False,
+) -> None:
+    """Create a new local SnelStart administration (the `local` backend)."""
+    from client.snelstart.local_init import init_local
+
+    if local.exists():
+        raise KoppelError(f"{local} already exists; koppel does not overwrite an administration")
+    if not local.parent.exists():
+        raise KoppelError(f"the folder {local.parent} does not exist")
+    init_local(local, sample=sample)
+    echo(f"Local administration created: {local}" + (" (with sample data)" if sample else ""))
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder for the demo's client.yml, state and administration.")
+    ] = Path("koppel-demo"),
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the agent running and the Magento database in place.")
+    ] = False,
+    orders: Annotated[int, typer.Option("--orders", min=1, max=2000, help="Number of demo orders.")] = 40,
+) -> None:
+    """Build a demo Magento 2 shop, start the agent, create a local SnelStart and import the orders."""
+    from client.demo.run_demo import run_demo
+
+    code = run_demo(directory, keep=keep, orders=orders, say=echo)
+    if code:
+        raise typer.Exit(code)
+
+
+# -- entry point -----------------------------------------------------------------------------------------
+
+_GLOBAL_WITH_VALUE = ("--config",)
+_GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move --config/--debug to the front so they work after the sub-command too (SPEC: before or after)."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in _GLOBAL_WITH_VALUE and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 2
+            continue
+        if any(arg.startswith(f"{name}=") for name in _GLOBAL_WITH_VALUE) or arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from client.agent_client import AgentError
+    from client.autostart import AutostartError
+    from client.locking import AlreadyRunning
+    from client.snelstart.base import SnelStartError
+    from client.state import StateError
+
+    return (ConfigError, KoppelError, AgentError, AutostartError, AlreadyRunning, SnelStartError, StateError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns (and exits with) the exit code."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args
+    try:
+        # Standalone mode: typer shows usage errors and help itself and ends with SystemExit.
+        app(args=args, prog_name="koppel")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+    except KeyboardInterrupt:
+        typer.echo("koppel: interrupted", err=True)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a sentence
+        if debug:
+            traceback.print_exc()
+        code = getattr(exc, "code", None) if isinstance(exc, KoppelError) else EXIT_FAILED
+        if isinstance(exc, _known_errors()) or isinstance(exc, OSError):
+            message = str(exc)
+        else:
+            message = f"unexpected error ({type(exc).__name__}): {exc}"
+            if not debug:
+                message += " — run again with --debug for the details"
+        typer.echo(f"koppel: {message}", err=True)
+        code = code or EXIT_FAILED
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()
