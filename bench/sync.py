@@ -163,7 +163,7 @@ def make_order(n: int, rng: random.Random, relaties: int, artikelen: int, create
     stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "id": n,
-        "number": f"{100000000 + n}",
+        "number": f"{200000000 + n}",
         "store": {"id": 1, "code": "default", "name": "Default Store View", "website_id": 1},
         "created_at": stamp,
         "updated_at": stamp,
@@ -223,6 +223,7 @@ def write_config(folder: Path, admin: Path) -> Path:
             "discount": {"line": "KORTING"},
             "payment_costs": {"line": "BETAALKOSTEN"},
             "default_article": "WEBSHOP",
+            "rounding_article": "AFRONDING",
         },
         "articles": {"revenue_group": 1, "processing": "add"},
         "customers": {"matching": "smart", "processing": "add"},
@@ -261,6 +262,8 @@ def main() -> int:
     print(f"work folder {folder}")
     init_local(admin, sample=True)
     backend = LocalBackend(admin)
+    nul = next(g for g in backend.omzetgroepen() if g.btw_percentage == 0)
+    backend.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
     config = load_client_config(write_config(folder, admin))
     profile = config.profile("bench")
     state = StateStore(config.state)
@@ -281,7 +284,7 @@ def main() -> int:
         f"in {time.perf_counter() - t:.1f} s"
     )
     small = ImportResult(profile="bench")
-    importer = OrderImporter(profile, backend, state, small)
+    importer = OrderImporter(profile, backend, state, small, zone=config.zone)
     elapsed_small = import_batch(importer, orders(args.sample, args.small_relaties))
     per_small = elapsed_small / args.sample * 1000
 
@@ -289,7 +292,7 @@ def main() -> int:
     grow_administration(backend, (args.small_relaties, args.relaties), (0, 0))
     print(f"grew administration to {args.relaties} relaties in {time.perf_counter() - t:.1f} s")
     big = ImportResult(profile="bench")
-    importer = OrderImporter(profile, backend, state, big)
+    importer = OrderImporter(profile, backend, state, big, zone=config.zone)
     elapsed_big = import_batch(importer, orders(args.orders, args.relaties))
     per_big = elapsed_big / args.orders * 1000
 

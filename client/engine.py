@@ -113,6 +113,7 @@ class OrderImporter:
         dry_run: bool = False,
         task: str | None = None,
         now: Callable[[], dt.datetime] = utcnow,
+        zone: Any = None,
     ) -> None:
         from client.rules.salesorder import OrderFailure, prepare_order  # the rules load config models
 
@@ -125,6 +126,7 @@ class OrderImporter:
         self.dry_run = dry_run
         self.task = task
         self.now = now
+        self.zone = zone  # the config's time zone: the order date in SnelStart is the shop's local date
         self.result = result or ImportResult(profile=profile.name, dry_run=dry_run)
         orders = profile.orders
         self.import_states = None if orders.import_states is None else set(orders.import_states)
@@ -258,7 +260,9 @@ class OrderImporter:
                 if outcome is not None:
                     return outcome
 
-        prepared = self._prepare_order(order, self.profile, self.backend, dry_run=self.dry_run)
+        prepared = self._prepare_order(
+            order, self.profile, self.backend, dry_run=self.dry_run, zone=self.zone
+        )
         for action in prepared.actions:
             self.log("debug", f"Magento order {number}: {action}", essential=False, order=number)
         for warning in prepared.warnings:
@@ -286,6 +290,15 @@ class OrderImporter:
             raise
         code = relatie.relatiecode if relatie is not None else None
         self._done(order, created, code, "created")
+        expected = getattr(prepared, "expected_total", None)
+        if expected is not None and _cents(created.totaal_incl_btw) != _cents(expected):
+            self.log(
+                "warning",
+                f"Magento order {number}: SnelStart computed total {created.totaal_incl_btw}, the rules expected "
+                f"{expected}; check verkooporder {created.nummer}",
+                essential=True,
+                order=number,
+            )
         return "imported"
 
     def _existing(self, order: dict, found: list[Verkooporder], *, pending: bool) -> str | None:
@@ -481,9 +494,18 @@ def run_import(
             if backend is None:
                 from client.snelstart.factory import open_backend
 
-                backend = open_backend(profile.snelstart, _config_dir(config))
+                backend = open_backend(profile.snelstart, _config_dir(config), state=state)
                 opened.append(backend)
-            importer = OrderImporter(profile, backend, state, result, dry_run=dry_run, task=task, now=now)
+            importer = OrderImporter(
+                profile,
+                backend,
+                state,
+                result,
+                dry_run=dry_run,
+                task=task,
+                now=now,
+                zone=getattr(config, "zone", None),
+            )
             backend.refresh()
             _retry_lists(importer, agent, progress)
             _new_orders(importer, agent, progress)
