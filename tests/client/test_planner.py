@@ -1,0 +1,256 @@
+"""Planning: the catch-up rule, the persisted next run, pausing, clock jumps, and the APScheduler loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from client.config import load_client_config
+from client.planner import Planner, Schedule, next_after
+from client.state import StateStore
+from tests.client.conftest import client_profile, write_client_config
+
+T0 = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
+MIN = dt.timedelta(minutes=1)
+
+
+class FakeClock:
+    """The wall clock the planner sees; the test moves it (sleeping PC, clock jumps)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def move(self, delta: dt.timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Call:
+    profile: str
+    task: str
+    trigger: str
+    at: dt.datetime
+
+
+class Recorder:
+    """Stands in for client.runner.run_task so the planner's decisions can be counted."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.calls: list[Call] = []
+
+    def __call__(self, config, profile, task, *, trigger, state):  # noqa: ANN001, ANN204
+        self.calls.append(Call(profile, task, trigger, self.clock()))
+        return f"ran {task}"
+
+
+def make_config(tmp_path: Path, tasks: dict, *, paused: bool = False, profile_paused: bool = False):  # noqa: ANN201
+    admin = tmp_path / "admin.sqlite"
+    profile = client_profile("http://127.0.0.1:9", admin, tasks=tasks, paused=profile_paused)
+    return load_client_config(write_client_config(tmp_path, [profile], paused=paused))
+
+
+# -- the rule ----------------------------------------------------------------------------------------------
+
+
+def test_next_run_moves_one_interval_when_on_time() -> None:
+    assert next_after(T0, 15 * MIN, T0 + dt.timedelta(seconds=5)) == T0 + 15 * MIN
+
+
+def test_missed_runs_are_skipped_not_replayed() -> None:
+    # The PC was off for 3 days and 10 minutes: the next run is the first interval point after now.
+    now = T0 + dt.timedelta(days=3, minutes=10)
+    assert next_after(T0, 15 * MIN, now) == T0 + dt.timedelta(days=3, minutes=15)
+
+
+def test_a_next_run_equal_to_now_is_still_moved_into_the_future() -> None:
+    assert next_after(T0, 15 * MIN, T0 + 15 * MIN) == T0 + 30 * MIN
+
+
+@given(
+    minutes=st.integers(min_value=1, max_value=24 * 60),
+    late=st.integers(min_value=0, max_value=10**7),
+)
+def test_catch_up_rule_properties(minutes: int, late: int) -> None:
+    interval = dt.timedelta(minutes=minutes)
+    now = T0 + dt.timedelta(seconds=late)
+    result = next_after(T0, interval, now)
+    assert result > now
+    assert result - interval <= now or result == T0 + interval
+    assert (result - T0) % interval == dt.timedelta(0)
+
+
+# -- the persisted schedule ------------------------------------------------------------------------------
+
+
+def test_seeded_from_client_yml_and_kept_in_the_state(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m", "next_run": "2026-12-03 10:00"}})
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        schedule = Schedule(config, state, clock)
+        schedule.sync()
+        entry = schedule.entry("shop", "import_orders")
+        # 10:00 Amsterdam in December is 09:00 UTC.
+        assert entry is not None and entry.next_run == T0 and entry.interval == 15 * MIN
+        assert schedule.claim_due("shop")[0].task == "import_orders"
+        assert schedule.entry("shop", "import_orders").next_run == T0 + 15 * MIN
+        # A second sync (a restart) keeps the moved next run: the file's value seeded it once.
+        Schedule(config, state, clock).sync()
+        assert Schedule(config, state, clock).entry("shop", "import_orders").next_run == T0 + 15 * MIN
+
+
+def test_editing_next_run_in_client_yml_reseeds(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m", "next_run": "2026-12-03 10:00"}})
+    with StateStore(config.state) as state:
+        Schedule(config, state, FakeClock(T0)).sync()
+        config2 = make_config(tmp_path, {"import_orders": {"interval": "1h", "next_run": "2026-12-04 08:00"}})
+        schedule = Schedule(config2, state, FakeClock(T0))
+        schedule.sync()
+        entry = schedule.entry("shop", "import_orders")
+        assert entry.next_run == dt.datetime(2026, 12, 4, 7, 0, tzinfo=dt.UTC)
+        assert entry.interval == dt.timedelta(hours=1)
+
+
+def test_task_without_next_run_is_due_at_once(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m"}})
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        planner = Planner(config, state, run_task=Recorder(clock), clock=clock, say=lambda _: None)
+        assert [c.task for c in planner.run_task.calls] == []
+        planner.tick("shop")
+        assert [(c.task, c.trigger) for c in planner.run_task.calls] == [("import_orders", "schedule")]
+
+
+# -- the planner over a moving clock ------------------------------------------------------------------------
+
+
+def test_sleeping_pc_runs_once_then_resumes_the_rhythm(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m", "next_run": "2026-12-03 10:00"}})
+    clock = FakeClock(T0 - MIN)
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=lambda _: None)
+        planner.tick("shop")
+        assert recorder.calls == []  # not yet due
+        clock.move(2 * MIN)
+        planner.tick("shop")
+        planner.tick("shop")
+        assert len(recorder.calls) == 1
+        # The PC sleeps for two days and a bit: on waking exactly one run, and the next lies ahead on the grid.
+        clock.move(dt.timedelta(days=2, minutes=7))
+        planner.tick("shop")
+        planner.tick("shop")
+        assert len(recorder.calls) == 2
+        entry = planner.schedule.entry("shop", "import_orders")
+        assert clock() < entry.next_run <= clock() + 15 * MIN
+        assert (entry.next_run - T0) % (15 * MIN) == dt.timedelta(0)
+        clock.now = entry.next_run
+        planner.tick("shop")
+        assert len(recorder.calls) == 3
+
+
+def test_clock_set_back_does_not_stall_the_schedule(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m", "next_run": "2026-12-03 10:00"}})
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=lambda _: None)
+        planner.tick("shop")
+        assert len(recorder.calls) == 1
+        # Someone sets the clock back a whole day: the stored next run is suddenly 24 h away.
+        clock.move(-dt.timedelta(days=1))
+        planner.tick("shop")
+        assert len(recorder.calls) == 1
+        entry = planner.schedule.entry("shop", "import_orders")
+        assert entry.next_run == clock() + 15 * MIN
+        clock.move(15 * MIN)
+        planner.tick("shop")
+        assert len(recorder.calls) == 2
+
+
+def test_schedule_survives_a_restart(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "1h", "next_run": "2026-12-03 10:00"}})
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        Planner(config, state, run_task=Recorder(clock), clock=clock, say=lambda _: None).tick("shop")
+    clock.move(30 * MIN)
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=lambda _: None)
+        planner.tick("shop")
+        assert recorder.calls == []
+        assert planner.schedule.entry("shop", "import_orders").next_run == T0 + dt.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("where", "expect"),
+    [
+        ("top", "everything is paused"),
+        ("profile", "profile shop is paused"),
+        ("task", "task import_orders is paused"),
+    ],
+)
+def test_paused_skips_are_logged_once_per_planned_run(tmp_path: Path, where: str, expect: str) -> None:
+    task = {"interval": "15m", "next_run": "2026-12-03 10:00", "paused": where == "task"}
+    config = make_config(
+        tmp_path, {"import_orders": task}, paused=where == "top", profile_paused=where == "profile"
+    )
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=lambda _: None)
+        for _ in range(3):
+            planner.tick("shop")
+            planner.tick("shop")
+            clock.move(15 * MIN)
+        assert recorder.calls == []
+        skips = [e.message for e in state.log_entries("shop") if "skipped" in e.message]
+        assert len(skips) == 3
+        assert all(expect in message for message in skips)
+
+
+def test_both_tasks_due_runs_the_stock_task_only(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        {
+            "import_orders": {"interval": "15m", "next_run": "2026-12-03 10:00"},
+            "import_orders_and_export_stock": {"interval": "1h", "next_run": "2026-12-03 10:00"},
+        },
+    )
+    clock = FakeClock(T0)
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=lambda _: None)
+        planner.tick("shop")
+        assert [c.task for c in recorder.calls] == ["import_orders_and_export_stock"]
+        clock.move(15 * MIN)
+        planner.tick("shop")
+        assert [c.task for c in recorder.calls][-1] == "import_orders"
+
+
+def test_run_forever_drives_ticks_with_apscheduler_and_stops(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m"}})
+    stop = threading.Event()
+    calls: list[str] = []
+
+    def run_task(config, profile, task, *, trigger, state):  # noqa: ANN001, ANN202
+        calls.append(task)
+        stop.set()
+        return "ok"
+
+    with StateStore(config.state) as state:
+        planner = Planner(config, state, run_task=run_task, say=lambda _: None)
+        worker = threading.Thread(target=planner.run_forever, kwargs={"tick_seconds": 1, "stop": stop})
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive()
+    assert calls == ["import_orders"]
