@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 
+from client.rules import normalize
 from client.rules.normalize import kvk_key, vat_key
 from client.snelstart import b2b_http as h
 from client.snelstart.b2b_mirror import EMAIL_FIELDS, B2BMirror, code_key, extra_key, postcode_matches
@@ -462,30 +463,36 @@ class B2BBackend:
     def relaties_by_email(self, email_key: str, *, all_fields: bool) -> list[Relatie]:
         return self.relaties_by_email_fields(email_key, tuple(EMAIL_FIELDS) if all_fields else ("email",))
 
+    # Matching lookups skip nonactief ("deleted") relaties, as the local backend does; by code they count.
+    def _active(self, kinds: list[str], key: str | None) -> list[Relatie]:
+        if not key or not kinds:
+            return []
+        return [r for r in self.mirror.find("relatie", kinds, key) if not r.nonactief]
+
     def relaties_by_email_fields(self, email_key: str, fields: tuple[str, ...]) -> list[Relatie]:
         unknown = [f for f in fields if f not in EMAIL_FIELDS]
         if unknown:
             raise ValueError(f"unknown e-mail field(s): {', '.join(unknown)}")
-        return self.mirror.find("relatie", [f"email:{f}" for f in fields], email_key)
+        return self._active([f"email:{f}" for f in fields], normalize.email_key(email_key))
 
     def relaties_by_vat(self, vat_key: str) -> list[Relatie]:
-        return self.mirror.find("relatie", ["vat"], vat_key)
+        return self._active(["vat"], normalize.vat_key(vat_key))
 
     def relaties_by_kvk(self, kvk_key: str) -> list[Relatie]:
-        return self.mirror.find("relatie", ["kvk"], kvk_key)
+        return self._active(["kvk"], normalize.kvk_key(kvk_key))
 
     def relaties_by_name(self, name_key: str, land: str | None, postcode_key: str | None) -> list[Relatie]:
-        found: list[Relatie] = self.mirror.find("relatie", ["name"], name_key)
+        wanted_land = land.strip().upper() if land else None
+        wanted_postcode = normalize.postcode_key(postcode_key)
         return [
             r
-            for r in found
-            if (land is None or (r.vestigingsadres.land or "").upper() == land.upper())
-            and postcode_matches(r, postcode_key)
+            for r in self._active(["name"], normalize.name_key(name_key))
+            if (wanted_land is None or (r.vestigingsadres.land or "").upper() == wanted_land)
+            and postcode_matches(r, wanted_postcode)
         ]
 
     def relaties_by_extra_veld(self, veld: str, waarde: str) -> list[Relatie]:
-        key = extra_key(waarde)
-        return self.mirror.find("relatie", [f"extra:{veld.casefold()}"], key) if key else []
+        return self._active([f"extra:{veld.casefold()}"], extra_key(waarde))
 
     def create_relatie(self, relatie: NieuweRelatie) -> Relatie:
         data = self.http.post("/relaties", self._relatie_to_api(relatie))
@@ -570,13 +577,37 @@ class B2BBackend:
 
     def omzetgroepen(self) -> list[Omzetgroep]:
         if self._omzetgroepen is None:
+            rates = self._btw_percentages()
             self._omzetgroepen = [
                 Omzetgroep(
-                    id=g["id"], nummer=int(g.get("nummer") or 0), omschrijving=g.get("omschrijving") or ""
+                    id=g["id"],
+                    nummer=int(g.get("nummer") or 0),
+                    omschrijving=g.get("omschrijving") or "",
+                    btw_soort=g.get("verkoopNederlandBtwSoort"),
+                    btw_percentage=rates.get(g.get("verkoopNederlandBtwSoort") or ""),
                 )
                 for g in self.http.get("/artikelomzetgroepen") or []
             ]
         return list(self._omzetgroepen)
+
+    def _btw_percentages(self) -> dict[str, Decimal]:
+        """The rate of each btw-soort valid today (``/btwtarieven`` holds the history)."""
+        today = self._now()
+        current: dict[str, tuple[dt.datetime, Decimal]] = {}
+        for row in self.http.get("/btwtarieven") or []:
+            soort, start, end = (
+                row.get("btwSoort"),
+                _parse_dt(row.get("datumVanaf")),
+                _parse_dt(row.get("datumTotEnMet")),
+            )
+            if not soort or row.get("btwPercentage") is None:
+                continue
+            if (start and start > today) or (end and end < today):
+                continue
+            since = start or dt.datetime.min.replace(tzinfo=dt.UTC)
+            if soort not in current or since > current[soort][0]:
+                current[soort] = (since, _dec(row["btwPercentage"]))
+        return {soort: pct for soort, (_, pct) in current.items()}
 
     def prijsafspraken(self, relatie_id: str, artikel_id: str) -> list[PrijsAfspraak]:
         rows = self.http.get_all(
