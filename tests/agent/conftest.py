@@ -67,6 +67,12 @@ def agent_config(mariadb: MariaDB, magento2: str, tmp_path: Path) -> AgentConfig
 
 
 @pytest.fixture
+def bare_config(mariadb: MariaDB, database: str, tmp_path: Path) -> AgentConfig:
+    """A config over an empty database: enough for everything that does not read Magento."""
+    return config_from_dict(config_dict(mariadb, database, tmp_path / "state"), tmp_path)
+
+
+@pytest.fixture
 def app(agent_config: AgentConfig) -> Flask:
     return create_app(agent_config)
 

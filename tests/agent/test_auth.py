@@ -1,0 +1,222 @@
+"""Request signing as the agent checks it: every way a request can be refused, and what gets through."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from flask import Blueprint, Flask, jsonify, request
+
+from agent import protocol
+from agent.app import create_app
+from agent.config import AgentConfig
+from agent.state import NONCE_KEEP_SECONDS, AgentState
+from agent.web import current_key_id, json_body, require_scope
+from tests.agent.conftest import KEY_ID, LIMITED_ID, LIMITED_SECRET, SECRET, SigningClient
+
+echo = Blueprint("echo", __name__)
+
+
+@echo.route("/v1/test-echo", methods=["GET", "POST"])
+@require_scope("stock:write")
+def echo_view():  # noqa: ANN201
+    body = json_body() if request.method == "POST" else None
+    return jsonify(key=current_key_id(), args=list(request.args.items(multi=True)), body=body)
+
+
+@pytest.fixture
+def echo_app(bare_config: AgentConfig) -> Flask:
+    app = create_app(bare_config)
+    app.register_blueprint(echo)
+    return app
+
+
+@pytest.fixture
+def client(echo_app: Flask) -> SigningClient:
+    return SigningClient(echo_app.test_client())
+
+
+def error_of(response) -> tuple[int, str, str]:  # noqa: ANN001
+    assert response.is_json, response.data
+    body = response.get_json()
+    return response.status_code, body["error"]["code"], body["error"]["message"]
+
+
+def test_signed_get_with_a_multi_value_query_passes(client: SigningClient) -> None:
+    query = [("sku", "B 2"), ("sku", "A/1"), ("note", "é&="), ("empty", "")]
+    r = client.get("/v1/test-echo", query)
+    assert r.status_code == 200, r.data
+    assert r.get_json()["key"] == KEY_ID
+    assert sorted(map(tuple, r.get_json()["args"])) == sorted(query)
+
+
+def test_query_order_on_the_wire_does_not_matter(echo_app: Flask) -> None:
+    # The client signs the canonical (sorted) form, whatever order it puts the parameters in the URL.
+    headers = protocol.signed_headers(
+        KEY_ID, SECRET, "GET", "/v1/test-echo", [("b", "2"), ("a", "1"), ("a", "0")]
+    )
+    r = echo_app.test_client().get("/v1/test-echo?a=1&b=2&a=0", headers=headers)
+    assert r.status_code == 200, r.data
+
+
+def test_signed_post_body_passes_and_decimals_stay_exact(client: SigningClient) -> None:
+    body = json.dumps({"request_id": "r-1", "items": [{"sku": "A", "qty": 2.50}]}).encode()
+    r = client.post("/v1/test-echo", body)
+    assert r.status_code == 200, r.data
+    # Flask writes a Decimal as a string: the number never went through float.
+    assert r.get_json()["body"]["items"][0]["qty"] == "2.5"
+
+
+def test_tampered_body_is_refused(echo_app: Flask) -> None:
+    body = b'{"items": [{"sku": "A", "qty": "1"}]}'
+    headers = protocol.signed_headers(KEY_ID, SECRET, "POST", "/v1/test-echo", None, body)
+    r = echo_app.test_client().post("/v1/test-echo", data=body.replace(b'"1"', b'"9"'), headers=headers)
+    assert error_of(r) == (401, "unauthorized", "the request signature is not accepted")
+
+
+def test_tampered_query_is_refused(echo_app: Flask) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo", [("sku", "A")])
+    r = echo_app.test_client().get("/v1/test-echo?sku=A&sku=B", headers=headers)
+    assert error_of(r)[0] == 401
+
+
+def test_signature_for_another_path_or_method_is_refused(echo_app: Flask) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/diagnostics")
+    assert echo_app.test_client().get("/v1/test-echo", headers=headers).status_code == 401
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    assert echo_app.test_client().post("/v1/test-echo", data=b"{}", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [protocol.HEADER_KEY, protocol.HEADER_TIMESTAMP, protocol.HEADER_NONCE, protocol.HEADER_SIGNATURE],
+)
+def test_each_missing_header_is_named(echo_app: Flask, dropped: str) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    del headers[dropped]
+    status, code, message = error_of(echo_app.test_client().get("/v1/test-echo", headers=headers))
+    assert (status, code) == (401, "unauthorized") and dropped in message
+
+
+def test_no_headers_at_all(echo_app: Flask) -> None:
+    assert error_of(echo_app.test_client().get("/v1/test-echo"))[:2] == (401, "unauthorized")
+
+
+def test_wrong_secret_and_unknown_key_look_the_same(client: SigningClient, echo_app: Flask) -> None:
+    wrong = SigningClient(echo_app.test_client(), KEY_ID, SECRET + "x")
+    unknown = SigningClient(echo_app.test_client(), "intruder", SECRET)
+    assert error_of(wrong.get("/v1/test-echo")) == error_of(unknown.get("/v1/test-echo"))
+    assert error_of(wrong.get("/v1/test-echo"))[0] == 401
+
+
+def test_garbage_signature_is_refused(echo_app: Flask) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    headers[protocol.HEADER_SIGNATURE] = "zz\u00e9" * 30
+    assert error_of(echo_app.test_client().get("/v1/test-echo", headers=headers))[0] == 401
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -10_000])
+def test_stale_or_future_timestamp_is_refused(client: SigningClient, offset: int) -> None:
+    status, code, message = error_of(client.get("/v1/test-echo", timestamp=int(time.time()) + offset))
+    assert (status, code) == (401, "unauthorized") and "300 s" in message
+
+
+def test_timestamp_just_inside_the_window_passes(client: SigningClient) -> None:
+    assert client.get("/v1/test-echo", timestamp=int(time.time()) - 290).status_code == 200
+
+
+@pytest.mark.parametrize("timestamp", ["12.5", "-5", "now", "１２３"])
+def test_malformed_timestamp_is_refused(echo_app: Flask, timestamp: str) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    headers[protocol.HEADER_TIMESTAMP] = timestamp
+    assert error_of(echo_app.test_client().get("/v1/test-echo", headers=headers))[0] == 401
+
+
+@pytest.mark.parametrize("nonce", ["short", "x" * 65, "has space in it ok", "bad/characters!!!!"])
+def test_malformed_nonce_is_refused(client: SigningClient, nonce: str) -> None:
+    status, _, message = error_of(client.get("/v1/test-echo", nonce=nonce))
+    assert status == 401 and protocol.HEADER_NONCE in message
+
+
+def test_replayed_request_is_refused(echo_app: Flask) -> None:
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    assert echo_app.test_client().get("/v1/test-echo", headers=headers).status_code == 200
+    status, code, message = error_of(echo_app.test_client().get("/v1/test-echo", headers=headers))
+    assert (status, code) == (401, "unauthorized") and "nonce" in message
+
+
+def test_replay_is_caught_by_another_worker(bare_config: AgentConfig) -> None:
+    # Two apps over one state_dir stand for two gunicorn worker processes.
+    first, second = create_app(bare_config), create_app(bare_config)
+    for app in (first, second):
+        app.register_blueprint(echo)
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    assert first.test_client().get("/v1/test-echo", headers=headers).status_code == 200
+    assert second.test_client().get("/v1/test-echo", headers=headers).status_code == 401
+
+
+def test_the_same_nonce_for_another_key_is_its_own(echo_app: Flask) -> None:
+    nonce = protocol.new_nonce()
+    h1 = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo", nonce=nonce)
+    h2 = protocol.signed_headers(LIMITED_ID, LIMITED_SECRET, "GET", "/v1/test-echo", nonce=nonce)
+    assert echo_app.test_client().get("/v1/test-echo", headers=h1).status_code == 200
+    assert echo_app.test_client().get("/v1/test-echo", headers=h2).status_code == 200
+
+
+def test_a_refused_signature_does_not_use_up_the_nonce(echo_app: Flask) -> None:
+    nonce = protocol.new_nonce()
+    bad = protocol.signed_headers(KEY_ID, SECRET + "x", "GET", "/v1/test-echo", nonce=nonce)
+    good = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo", nonce=nonce)
+    assert echo_app.test_client().get("/v1/test-echo", headers=bad).status_code == 401
+    assert echo_app.test_client().get("/v1/test-echo", headers=good).status_code == 200
+
+
+def test_missing_scope_is_403(echo_app: Flask) -> None:
+    limited = SigningClient(echo_app.test_client(), LIMITED_ID, LIMITED_SECRET)
+    assert limited.get("/v1/test-echo").status_code == 200  # has stock:write
+    status, code, message = error_of(limited.get("/v1/diagnostics"))
+    assert (status, code) == (403, "forbidden") and "diagnostics:read" in message
+
+
+def test_path_as_sent_through_a_prefixing_proxy_is_accepted(echo_app: Flask) -> None:
+    # The client signs /koppel/v1/test-echo; a proxy strips /koppel and says so in X-Forwarded-Prefix.
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/koppel/v1/test-echo")
+    headers["X-Forwarded-Prefix"] = "/koppel"
+    assert echo_app.test_client().get("/v1/test-echo", headers=headers).status_code == 200
+    # ... and mounted under SCRIPT_NAME (e.g. Passenger or a WSGI server mounted at /koppel).
+    headers = protocol.signed_headers(KEY_ID, SECRET, "GET", "/koppel/v1/test-echo")
+    r = echo_app.test_client().get(
+        "/v1/test-echo", headers=headers, environ_overrides={"SCRIPT_NAME": "/koppel"}
+    )
+    assert r.status_code == 200
+
+
+def test_bad_json_body_is_400_after_auth(client: SigningClient) -> None:
+    status, code, _ = error_of(client.post("/v1/test-echo", b"{not json"))
+    assert (status, code) == (400, "bad_body")
+    status, code, message = error_of(client.post("/v1/test-echo", b"[1, 2]"))
+    assert (status, code) == (400, "bad_body") and "object" in message
+
+
+def test_nonces_expire_and_are_pruned(tmp_path: Path) -> None:
+    state = AgentState(tmp_path)
+    now = time.time()
+    assert state.remember_nonce("k", "n" * 16, int(now), now=now)
+    assert not state.remember_nonce("k", "n" * 16, int(now), now=now + 10)
+    later = now + NONCE_KEEP_SECONDS + 5
+    assert state.remember_nonce("k", "m" * 16, int(later), now=later)  # prunes the old one
+    import sqlite3
+
+    with sqlite3.connect(state.path) as conn:
+        assert conn.execute("SELECT nonce FROM nonces").fetchall() == [("m" * 16,)]
+
+
+def test_request_ledger_keeps_the_first_answer(tmp_path: Path) -> None:
+    state = AgentState(tmp_path)
+    assert state.get_request("r1") is None
+    assert state.store_request("r1", "hash-a", {"results": [], "counts": {"updated": 1}})
+    assert not state.store_request("r1", "hash-b", {"results": ["other"]})
+    assert state.get_request("r1") == ("hash-a", {"results": [], "counts": {"updated": 1}})
+    assert AgentState(tmp_path).get_request("r1") is not None  # survives a restart
