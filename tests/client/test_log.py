@@ -1,0 +1,120 @@
+"""`koppel log`: essentials by default, detail with --verbose, Excel export, clearing, four-week retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from client.cli import main
+from client.logview import COLUMNS, export_xlsx, format_entries
+from client.state import StateStore
+from tests.client.conftest import client_profile, write_client_config
+
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    profile = client_profile("http://127.0.0.1:9", tmp_path / "admin.sqlite")
+    return write_client_config(tmp_path, [profile])
+
+
+def fill(state: StateStore) -> None:
+    state.log(
+        "shop",
+        "info",
+        "Magento order 100000012 → SnelStart order 1042 (relatie 2001, Müller GmbH)",
+        essential=True,
+        order="100000012",
+        task="import_orders",
+    )
+    state.log(
+        "shop",
+        "debug",
+        "customer matched by e-mail in factuur cc",
+        essential=False,
+        detail="step 1: code absent\nstep 2: e-mail m.muller@example.de found 1",
+        order="100000012",
+        task="import_orders",
+    )
+    state.log(
+        "shop", "error", "Magento order 100000013 failed: orders.shipping_costs is not set", essential=True
+    )
+
+
+def test_default_view_shows_essentials_and_verbose_the_detail(
+    config_path: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+    assert main(["log", "--config", str(config_path)]) == 0
+    short = capsys.readouterr().out
+    assert "SnelStart order 1042" in short and "Müller GmbH" in short
+    assert "FOUT" in short and "orders.shipping_costs" in short
+    assert "matched by e-mail" not in short
+    # --config before the sub-command works the same.
+    assert main(["--config", str(config_path), "log", "--verbose"]) == 0
+    long = capsys.readouterr().out
+    assert "matched by e-mail" in long
+    assert "    step 2: e-mail m.muller@example.de found 1" in long
+    assert "[debug] import_orders" in long
+
+
+def test_export_writes_a_workbook_with_every_entry(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+        entries = state.log_entries()
+    target = tmp_path / "log.xlsx"
+    assert main(["log", "--config", str(config_path), "--export", str(target)]) == 0
+    assert "3 log entries written" in capsys.readouterr().out
+    book = load_workbook(target)
+    sheet = book["Logboek"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == COLUMNS
+    assert len(rows) == 4
+    first = rows[1]
+    assert first[1:7] == ("shop", "import_orders", "info", "ja", "100000012", entries[0].message)
+    # Times are the local wall time of client.yml's zone, as a real Excel date.
+    assert first[0] == entries[0].ts.astimezone(AMS).replace(tzinfo=None, microsecond=0)
+    assert rows[2][7].startswith("step 1: code absent")
+    assert rows[3][3] == "error"
+    assert sheet.freeze_panes == "A2"
+
+
+def test_export_refuses_a_wrong_file_name_without_writing(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    target = tmp_path / "log.csv"
+    assert main(["log", "--config", str(config_path), "--export", str(target)]) == 2
+    assert ".xlsx" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_clear_empties_the_log(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+    assert main(["log", "--clear", "--config", str(config_path)]) == 0
+    assert "3 entries removed" in capsys.readouterr().out
+    assert main(["log", "--verbose", "--config", str(config_path)]) == 0
+    assert "The log is empty." in capsys.readouterr().out
+
+
+def test_entries_older_than_four_weeks_disappear(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    path = tmp_path / "koppel-state.sqlite"
+    now = dt.datetime.now(dt.UTC)
+    with StateStore(path, now=lambda: now - dt.timedelta(days=29)) as old:
+        old.log("shop", "info", "an order from long ago", essential=True)
+    with StateStore(path, now=lambda: now - dt.timedelta(days=27)) as recent:
+        recent.log("shop", "info", "an order from last month", essential=True)
+    assert main(["log", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "last month" in out
+    assert "long ago" not in out
+
+
+def test_format_without_entries_and_export_of_nothing(tmp_path: Path) -> None:
+    assert format_entries([], AMS) == []
+    assert export_xlsx([], tmp_path / "empty.xlsx", AMS) == 0
+    assert list(load_workbook(tmp_path / "empty.xlsx").active.iter_rows(values_only=True)) == [COLUMNS]
