@@ -108,6 +108,15 @@ class _Builder:
         )
         self.amounts.append(Amount(line_amount(aantal, prijs, korting), rate))
 
+    def cost_rate_of(self, key: str) -> Decimal | None:
+        """The VAT rate SnelStart will book the cost ``key`` at, None when it is not configured."""
+        setting: CostSetting | None = getattr(self.settings, key)
+        if setting is None:
+            return None
+        if setting.cost_type is not None:
+            return self.cost_rate
+        return self.articles.vat_rate(self.articles.by_code(setting.line or "", f"orders.{key}"))
+
     def cost(self, key: str, amount: Decimal, description: str, magento_rate: Decimal | None) -> None:
         """Shipping, payment fee or discount: a line on the configured article or a footer cost type."""
         if amount == 0:
@@ -220,7 +229,37 @@ def _agreement_price(
     return prijs, korting
 
 
-def _add_item(b: _Builder, line: dict[str, Any], discount_total: list[Decimal]) -> None:
+@dataclass
+class _Discounts:
+    """Magento discount still to book as one discount line/cost: per VAT rate, in template mode and incl. VAT."""
+
+    by_rate: dict[Decimal, tuple[Decimal, Decimal]] = field(default_factory=dict)
+
+    def add(self, rate: Decimal, amount: Decimal, incl_amount: Decimal) -> None:
+        old = self.by_rate.get(rate, (ZERO, ZERO))
+        self.by_rate[rate] = (old[0] + amount, old[1] + incl_amount)
+
+    def amount(self, incl: bool, target_rate: Decimal | None) -> Decimal:
+        """The discount in the template's VAT mode, as it must be booked at ``target_rate``.
+
+        Excl. VAT, a discount on goods of another rate is converted through its amount incl. VAT, so that the
+        customer's total stays right even though SnelStart books the discount at one rate."""
+        total = ZERO
+        for rate, (amount, incl_amount) in self.by_rate.items():
+            if incl or target_rate is None or rate == target_rate:
+                total += amount
+            else:
+                total += cents(incl_amount * HUNDRED / (HUNDRED + target_rate))
+        return total
+
+
+def _incl_discount(line: dict[str, Any]) -> Decimal:
+    row_incl = dec(line.get("row_total_incl_tax"), "row_total_incl_tax")
+    net_incl = dec(line.get("row_total")) + dec(line.get("tax_amount")) - dec(line.get("discount_amount"))
+    return row_incl - net_incl
+
+
+def _add_item(b: _Builder, line: dict[str, Any], discounts: _Discounts) -> None:
     """One Magento item (a LINE, or a selection of a dynamic bundle) as one or more order lines."""
     mode = b.settings.lines
     qty = dec(line.get("qty"), f"item {line.get('sku')!r} qty")
@@ -247,7 +286,8 @@ def _add_item(b: _Builder, line: dict[str, Any], discount_total: list[Decimal]) 
         b.add(artikel, omschrijving, qty, price, rate, korting)
     else:
         b.add(artikel, omschrijving, qty, unit_price_for(gross, qty, unit), rate)
-        discount_total[0] += gross - net
+        if gross != net:
+            discounts.add(b.amounts[-1].rate, gross - net, _incl_discount(line))
 
     parts = b.articles.recipe_parts(artikel, qty)
     for sub, aantal in parts:
@@ -258,32 +298,36 @@ def _add_item(b: _Builder, line: dict[str, Any], discount_total: list[Decimal]) 
         b.add(sub, sub.omschrijving, aantal, prijs, None)
 
 
-def _add_lines(b: _Builder) -> Decimal:
+def _add_lines(b: _Builder) -> _Discounts:
     """All item lines; returns the discount still to book separately (``discount_mode: separate``)."""
-    discount_total = [ZERO]
+    discounts = _Discounts()
     for line in b.order.get("lines") or []:
         if _is_dynamic_bundle(line):
             for child in line.get("children") or []:
-                _add_item(b, child, discount_total)
+                _add_item(b, child, discounts)
         else:
-            _add_item(b, line, discount_total)
-    return discount_total[0]
+            _add_item(b, line, discounts)
+    return discounts
 
 
-def _add_costs(b: _Builder, discount: Decimal) -> None:
+def _add_costs(b: _Builder, discounts: _Discounts) -> None:
     order = b.order
     shipping = order.get("shipping") or {}
     ship_excl = dec(shipping.get("amount"), "shipping.amount")
     ship_tax = dec(shipping.get("tax_amount"), "shipping.tax_amount")
     ship_discount = dec(shipping.get("discount_amount"), "shipping.discount_amount")
     ship_rate = cents(ship_tax * HUNDRED / (ship_excl - ship_discount)) if ship_excl - ship_discount else None
+    ship_gross_incl = dec(shipping.get("amount_incl_tax"), "shipping.amount_incl_tax") or ship_excl + ship_tax
+    ship_net_incl = ship_excl + ship_tax - ship_discount
     if b.incl:
-        gross = dec(shipping.get("amount_incl_tax"), "shipping.amount_incl_tax") or ship_excl + ship_tax
-        net = ship_excl + ship_tax - ship_discount
+        gross, net = ship_gross_incl, ship_net_incl
     else:
         gross, net = ship_excl, ship_excl - ship_discount
-    if b.settings.discount_mode == "separate":
-        discount += gross - net
+    if b.settings.discount_mode == "separate" and gross != net:
+        target = b.cost_rate_of("shipping_costs")
+        discounts.add(
+            target if target is not None else ship_rate or ZERO, gross - net, ship_gross_incl - ship_net_incl
+        )
         shipping_amount = gross
     else:
         shipping_amount = net
@@ -302,7 +346,8 @@ def _add_costs(b: _Builder, discount: Decimal) -> None:
 
     info = order.get("discount") or {}
     label = "Korting " + str(info.get("description") or info.get("coupon_code") or "").strip()
-    b.cost("discount", -discount, label.strip(), None)
+    if discounts.by_rate:
+        b.cost("discount", -discounts.amount(b.incl, b.cost_rate_of("discount")), label.strip(), None)
 
 
 def _balance(b: _Builder, warnings: list[str]) -> Decimal:
@@ -382,8 +427,7 @@ def prepare_order(
         )
         b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw)
         b.cost_rate = _footer_rate(articles)
-        discount = _add_lines(b)
-        _add_costs(b, discount)
+        _add_costs(b, _add_lines(b))
         warnings.extend(articles.warnings)
         articles.warnings.clear()
         if profile.orders.lines != "code_and_quantity":
