@@ -1,0 +1,281 @@
+"""client.yml: every key validated on load, errors naming the key and the line, lookup order, conversions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from client.config import (
+    ConfigError,
+    find_config_path,
+    load_client_config,
+    parse_client_config,
+    parse_interval,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "client.yml.example"
+
+
+def write(tmp_path: Path, text: str, name: str = "client.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def example_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text, old
+    return write(tmp_path, text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_example_is_complete_and_valid(tmp_path):
+    config = load_client_config(EXAMPLE)
+    profile = config.profile("webshop")
+    assert config.timezone == "Europe/Amsterdam" and config.paused is False
+    assert config.state == REPO / "koppel-state.sqlite"  # relative to the file, not the working folder
+    assert profile.snelstart.path == REPO / "administratie.sqlite"
+    # 2026-01-01 00:00 in Amsterdam (CET, UTC+1) is 23:00 UTC the day before.
+    assert profile.magento.import_from == dt.datetime(2025, 12, 31, 23, 0, tzinfo=dt.UTC)
+    assert profile.orders.shipping_costs is not None and profile.orders.shipping_costs.line == "VERZEND"
+    assert profile.orders.defer_states == ["pending_payment", "payment_review"]
+    assert profile.articles.revenue_group == 1
+    assert profile.customers.matching == "smart" and profile.customers.payment_term_days == 14
+    tasks = dict(profile.tasks.items())
+    assert tasks["import_orders"].interval == dt.timedelta(minutes=15)
+    assert tasks["import_orders_and_export_stock"].interval == dt.timedelta(hours=1)
+    # Every key SPEC.md names appears in the example.
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    orders = data["profiles"][0]["orders"]
+    for key in ("template", "template_use_last", "unique_payment_reference", "description", "addresses", "lines",
+                "recipes", "shipping_costs", "discount", "payment_costs", "default_article", "import_states",
+                "defer_states", "defer_days"):  # fmt: skip
+        assert key in orders, key
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "needle"),
+    [
+        ("lines: full", "lines: ful", "profiles[0].orders.lines", "lines: ful"),
+        ("key_id: office", "key_id: office\n      secert: x", "profiles[0].agent.secert", "secert"),
+        ("matching: smart", "matching: slim", "profiles[0].customers.matching", "matching: slim"),
+        (
+            "processing: add  ",
+            "processing: update  ",
+            "profiles[0].articles.processing",
+            "processing: update",
+        ),
+        (
+            "{interval: 15m,",
+            "{interval: 15 minutes,",
+            "profiles[0].tasks.import_orders.interval",
+            "15 minutes",
+        ),
+        (
+            "import_from: 2026-01-01 00:00",
+            "import_from: gisteren",
+            "profiles[0].magento.import_from",
+            "gisteren",
+        ),
+        (
+            "shipping_costs: {line: VERZEND}",
+            "shipping_costs: {cost_type: 3}",
+            "profiles[0].orders.shipping_costs.cost_type",
+            "cost_type: 3",
+        ),
+        (
+            "discount: {line: KORTING}",
+            "discount: {line: KORTING, cost_type: 1}",
+            "profiles[0].orders.discount",
+            "KORTING, cost_type",
+        ),
+        ("backend: local", "backend: exact", "profiles[0].snelstart.backend", "backend: exact"),
+        (
+            "url: https://www.example.nl/koppel",
+            "url: www.example.nl",
+            "profiles[0].agent.url",
+            "url: www.example",
+        ),
+        ("defer_days: 14", "defer_days: -1", "profiles[0].orders.defer_days", "defer_days: -1"),
+        ("paused: false  ", "pauzed: false  ", "pauzed", "pauzed"),
+    ],
+)
+def test_errors_name_key_and_line(tmp_path, old, new, key, needle):
+    path = example_with(tmp_path, old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_client_config(path)
+    message = str(caught.value)
+    assert key in message
+    assert f"line {line_of(path, needle)}:" in message
+
+
+def test_missing_required_key_points_at_its_parent(tmp_path):
+    path = example_with(tmp_path, "key_id: office", "# key_id: office")
+    with pytest.raises(
+        ConfigError, match=r"line \d+: profiles\[0\]\.agent\.key_id: required setting is missing"
+    ):
+        load_client_config(path)
+
+
+def test_duplicate_key_is_refused(tmp_path):
+    path = example_with(tmp_path, "lines: full", "lines: full\n      lines: code_and_quantity")
+    with pytest.raises(
+        ConfigError,
+        match=rf"line {line_of(path, 'code_and_quantity')}: profiles\[0\]\.orders\.lines: set twice",
+    ):
+        load_client_config(path)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = write(tmp_path, "profiles:\n  - name: a\n    agent: {url: x\n")
+    with pytest.raises(ConfigError, match=r"line \d+: not valid YAML"):
+        load_client_config(path)
+
+
+def test_unknown_timezone(tmp_path):
+    path = example_with(tmp_path, "timezone: Europe/Amsterdam", "timezone: Europe/Amsterdm")
+    with pytest.raises(ConfigError, match=rf"line {line_of(path, 'Amsterdm')}: timezone: unknown time zone"):
+        load_client_config(path)
+
+
+def test_times_are_local_per_timezone_and_utc_inside(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "timezone: Europe/Amsterdam", "timezone: America/New_York"
+    )
+    text = text.replace("import_from: 2026-01-01 00:00", "import_from: 2026-07-01 12:00")
+    text = text.replace(
+        "{interval: 15m, next_run: null", "{interval: 1h30m, next_run: 2026-03-29 02:30:00+02:00"
+    )
+    config = parse_client_config(text, tmp_path / "client.yml")
+    profile = config.profiles[0]
+    assert profile.magento.import_from == dt.datetime(2026, 7, 1, 16, 0, tzinfo=dt.UTC)  # EDT = UTC−4
+    task = dict(profile.tasks.items())["import_orders"]
+    assert task.interval == dt.timedelta(hours=1, minutes=30)
+    assert task.next_run == dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # an explicit offset wins
+    # A plain date is midnight local time.
+    text2 = EXAMPLE.read_text(encoding="utf-8").replace(
+        "import_from: 2026-01-01 00:00", "import_from: 2026-06-01"
+    )
+    assert parse_client_config(text2, tmp_path / "c.yml").profiles[0].magento.import_from == dt.datetime(
+        2026, 5, 31, 22, 0, tzinfo=dt.UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("15m", dt.timedelta(minutes=15)), ("1h", dt.timedelta(hours=1)), ("1d", dt.timedelta(days=1)),
+     ("1h30m", dt.timedelta(minutes=90)), ("90s", dt.timedelta(seconds=90)), ("2D", dt.timedelta(days=2))],
+)  # fmt: skip
+def test_intervals(text, expected):
+    assert parse_interval(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "15", "m15", "30s", "1 week", "0m"])
+def test_bad_intervals(text):
+    with pytest.raises(ValueError):
+        parse_interval(text)
+
+
+def test_secret_resolved_lazily_with_clear_errors(tmp_path, monkeypatch):
+    config = load_client_config(EXAMPLE)
+    agent = config.profiles[0].agent
+    monkeypatch.delenv("KOPPEL_AGENT_SECRET", raising=False)
+    with pytest.raises(
+        ConfigError, match="secret_env: the environment variable KOPPEL_AGENT_SECRET is not set"
+    ):
+        agent.secret_value()
+    monkeypatch.setenv("KOPPEL_AGENT_SECRET", "s" * 40)
+    assert agent.secret_value() == "s" * 40
+
+    (tmp_path / "secret.txt").write_text("from-a-file-0123456789\n", encoding="utf-8")
+    path = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret_file: secret.txt")
+    assert load_client_config(path).profiles[0].agent.secret_value() == "from-a-file-0123456789"
+    (tmp_path / "secret.txt").unlink()
+    with pytest.raises(ConfigError, match="secret_file: cannot read"):
+        load_client_config(path).profiles[0].agent.secret_value()
+
+    both = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret_env: X\n      secret: y")
+    with pytest.raises(ConfigError, match="give only one of secret, secret_file, secret_env"):
+        load_client_config(both)
+
+
+def test_b2b_profile_refuses_cost_types(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace("backend: local", "backend: b2b")
+    text = text.replace("payment_costs: {line: BETAALKOSTEN}", "payment_costs: {cost_type: 2}")
+    with pytest.raises(
+        ConfigError,
+        match=r"orders\.payment_costs: cost_type is not available through the SnelStart B2B API; use a cost article line",
+    ):
+        parse_client_config(text, tmp_path / "client.yml")
+    ok = EXAMPLE.read_text(encoding="utf-8").replace("backend: local", "backend: b2b")
+    assert parse_client_config(ok, tmp_path / "client.yml").profiles[0].snelstart.backend == "b2b"
+
+
+def test_profile_lookup_and_unique_names(tmp_path):
+    config = load_client_config(EXAMPLE)
+    with pytest.raises(ConfigError, match=r"no profile named 'winkel'.*profiles: webshop"):
+        config.profile("winkel")
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["profiles"].append(data["profiles"][0])
+    path = write(tmp_path, yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="profile name 'webshop' is used twice"):
+        load_client_config(path)
+
+
+def test_empty_file_and_no_profiles(tmp_path):
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_client_config(write(tmp_path, "# nothing\n"))
+    with pytest.raises(ConfigError, match="profiles"):
+        load_client_config(write(tmp_path, "timezone: Europe/Amsterdam\nprofiles: []\n"))
+
+
+def test_defaults_of_a_minimal_profile(tmp_path):
+    path = write(
+        tmp_path,
+        "profiles:\n  - name: shop\n    agent: {url: 'http://agent', key_id: k, secret: s}\n"
+        "    snelstart: {backend: local, path: admin.sqlite}\n",
+    )
+    profile = load_client_config(path).profiles[0]
+    assert profile.orders.description == "order_number" and profile.orders.lines == "full"
+    assert profile.orders.recipes == "never" and profile.orders.addresses == "from_order"
+    assert profile.orders.unique_payment_reference is True and profile.orders.discount_mode == "separate"
+    assert profile.articles.code_field == "artikelcode" and profile.articles.processing == "add"
+    assert profile.customers.matching == "smart" and profile.customers.processing == "add"
+    assert profile.snelstart.path == tmp_path / "admin.sqlite"
+    assert profile.label == "Magento"
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    explicit = write(tmp_path, "x", "explicit.yml")
+    env = write(tmp_path, "x", "env.yml")
+    here = tmp_path / "cwd"
+    here.mkdir()
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setattr("client.config.user_config_dir", lambda: user)
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("KOPPEL_CONFIG", str(env))
+    assert find_config_path(str(explicit)) == explicit
+    assert find_config_path(None) == env
+    monkeypatch.delenv("KOPPEL_CONFIG")
+    with pytest.raises(ConfigError, match="no configuration found"):
+        find_config_path(None)
+    write(user, "x")
+    assert find_config_path(None) == user / "client.yml"
+    write(here, "x")
+    assert find_config_path(None) == here / "client.yml"
+    with pytest.raises(ConfigError, match="--config missing.yml: no such file"):
+        find_config_path("missing.yml")
+    monkeypatch.setenv("KOPPEL_CONFIG", str(tmp_path / "gone.yml"))
+    with pytest.raises(ConfigError, match="KOPPEL_CONFIG="):
+        find_config_path(None)
