@@ -260,3 +260,33 @@ def client_config(agent_server: AgentServer, local_admin: Path, tmp_path: Path) 
         return load_client_config(path)
 
     return make
+
+
+def snelstart_orders(admin_path: Path) -> dict[str, int]:
+    """betalingskenmerk → number of SnelStart verkooporders carrying it, read straight from the local file."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{admin_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT betalingskenmerk, count(*) FROM verkooporders WHERE betalingskenmerk IS NOT NULL "
+            "GROUP BY betalingskenmerk"
+        ).fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def guest(email: str, first: str = "Sanne", last: str = "Visser", **address: Any) -> dict[str, Any]:
+    """A billing address for ``Shop.order(billing=...)`` of a guest order."""
+    return {
+        "firstname": first,
+        "lastname": last,
+        "street": "Lange Nieuwstraat 4",
+        "postcode": "3512 PH",
+        "city": "Utrecht",
+        "country_id": "NL",
+        "telephone": "030-2345678",
+        "email": email,
+        **address,
+    }

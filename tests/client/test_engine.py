@@ -1,0 +1,360 @@
+"""The run engine end to end: a Magento database (shop builder) → the agent under gunicorn → the engine → the
+local SnelStart administration and the state file."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from client import engine
+from client.engine import run_import
+from client.snelstart.base import NieuweRelatie, SnelStartUnavailable
+from client.snelstart.local import LocalBackend
+from client.state import StateStore
+from tests.client.conftest import guest, snelstart_orders
+
+ITEM = {"sku": "1002", "qty": 2, "price": "20.6198"}  # Espressokopjes, 21 % in the sample administration
+
+
+@pytest.fixture
+def products(shop):
+    shop.product("1002", "Espressokopjes, set van 6")
+    shop.product("1003", "Melkopschuimer RVS")
+    shop.product("NIEUW-1", "Koffiemolen Handmatig")
+
+
+def state_of(config) -> StateStore:
+    return StateStore(config.state)
+
+
+def essentials(config) -> list[str]:
+    with state_of(config) as state:
+        return [e.message for e in state.log_entries("shop", essential_only=True)]
+
+
+def set_state(shop, entity_id: int, state: str) -> None:
+    with shop.conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE {shop.table('order')} SET state = %s, status = %s WHERE entity_id = %s",
+            (state, state, entity_id),
+        )
+
+
+def test_import_creates_each_order_once_and_moves_the_cursor(shop, products, client_config, local_admin):
+    config = client_config()
+    shop.order(items=[ITEM], number="300000001", billing=guest("p.deboer@example.nl", "P.", "de Boer"))
+    shop.order(
+        items=[ITEM, {"sku": "1003", "price": "33.0165"}],
+        number="300000002",
+        billing=guest("nieuw@example.org"),
+    )
+    shop.order(
+        items=[{"sku": "NIEUW-1", "price": "41.3223"}], number="300000003", billing=guest("nieuw@example.org")
+    )
+
+    result = run_import(config, "shop")
+    assert result.ok, result.error
+    assert (result.imported, result.failed, result.skipped) == (3, 0, 0), result.failures
+    assert result.customers_created == 1 and result.customers_matched == 2
+    assert result.articles_created == 1
+    assert [c.magento_number for c in result.created] == ["300000001", "300000002", "300000003"]
+    assert all(c.snelstart_nummer and c.relatiecode for c in result.created)
+    assert snelstart_orders(local_admin) == {"100000007": 1, "300000001": 1, "300000002": 1, "300000003": 1}
+
+    with state_of(config) as state, LocalBackend(local_admin) as backend:
+        assert state.get_cursor("shop") is not None
+        done = state.ledger_entries("shop", state="done")
+        assert [e.number for e in done] == ["300000001", "300000002", "300000003"]
+        for entry, created in zip(done, result.created, strict=True):
+            (found,) = backend.verkooporders_by_betalingskenmerk(entry.number)
+            assert (found.id, found.nummer) == (entry.snelstart_id, entry.snelstart_nummer)
+            assert (
+                backend.get_relatie(found.relatie_id).relatiecode == entry.relatiecode == created.relatiecode
+            )
+        deboer = backend.relaties_by_email("p.deboer@example.nl", all_fields=False)[0]
+        assert result.created[0].relatiecode == deboer.relatiecode
+    log = essentials(config)
+    first = result.created[0]
+    assert (
+        f"Magento order 300000001 → SnelStart verkooporder {first.snelstart_nummer}, relatie {deboer.relatiecode}"
+        in log
+    )
+    assert any(m.startswith("Customer Sanne Visser created as relatie") for m in log)
+    assert any(m.startswith("Article NIEUW-1 created") for m in log)
+
+    again = run_import(config, "shop")
+    assert (again.imported, again.failed, again.skipped) == (0, 0, 0)
+    shop.order(items=[ITEM], number="300000004", billing=guest("nieuw@example.org"))
+    third = run_import(config, "shop")
+    assert third.imported == 1 and third.customers_matched == 1 and third.customers_created == 0
+    assert snelstart_orders(local_admin)["300000004"] == 1
+
+
+def test_paging_moves_the_cursor_page_by_page(shop, products, client_config, local_admin, monkeypatch):
+    monkeypatch.setattr(engine, "PAGE_SIZE", 2)
+    config = client_config()
+    for i in range(5):
+        shop.order(
+            items=[ITEM], number=f"31000000{i}", billing=guest(f"k{i}@example.org"), age_seconds=900 - i
+        )
+    seen = []
+    result = run_import(config, "shop", progress=lambda stage, done, total: seen.append((stage, done)))
+    assert result.imported == 5
+    assert seen[-1] == ("orders", 5)
+    assert all(snelstart_orders(local_admin)[f"31000000{i}"] == 1 for i in range(5))
+
+
+def test_a_failing_order_does_not_block_the_others_and_is_retried_by_id(
+    shop, products, client_config, local_admin
+):
+    with LocalBackend(local_admin) as backend:
+        for naam in ("Dubbel Een", "Dubbel Twee"):
+            backend.create_relatie(
+                NieuweRelatie(
+                    naam=naam,
+                    vestigingsadres=backend.get_relatie("1").vestigingsadres,
+                    email="dubbel@example.nl",
+                )
+            )
+    config = client_config()
+    bad = shop.order(items=[ITEM], number="320000001", billing=guest("dubbel@example.nl", "Dubbel", "X"))
+    shop.order(items=[ITEM], number="320000002", billing=guest("goed@example.org"))
+
+    first = run_import(config, "shop")
+    assert first.ok and (first.imported, first.failed) == (1, 1)
+    ((number, reason),) = first.failures
+    assert number == "320000001" and "Dubbel Een" in reason and "Dubbel Twee" in reason
+    with state_of(config) as state:
+        (failed,) = state.failed_list("shop")
+        assert (failed.entity_id, failed.attempts) == (bad, 1)
+        assert "Dubbel Een" in failed.reason
+        cursor_after_first = state.get_cursor("shop")
+    assert "320000001" not in snelstart_orders(local_admin)
+    assert any("Magento order 320000001 failed:" in m for m in essentials(config))
+
+    still = run_import(config, "shop")  # retried, fails again, counted
+    assert still.failed == 1
+    with state_of(config) as state:
+        assert state.failed_get("shop", bad).attempts == 2
+
+    with LocalBackend(local_admin) as backend:
+        twee = backend.relaties_by_email("dubbel@example.nl", all_fields=True)[1]
+        twee.email = "ander@example.nl"
+        backend.update_relatie(twee)
+    fixed = run_import(config, "shop")
+    assert fixed.ok and (fixed.imported, fixed.failed) == (1, 0)
+    assert snelstart_orders(local_admin)["320000001"] == 1
+    with state_of(config) as state:
+        assert state.failed_list("shop") == []
+        assert state.ledger_get("shop", bad).state == "done"
+        # the order came back through GET /v1/orders/{id}: the feed cursor had long moved past it
+        assert state.get_cursor("shop") == cursor_after_first
+
+
+def test_cost_setting_is_validated_only_when_an_order_needs_it(shop, products, client_config, local_admin):
+    config = client_config(orders={"shipping_costs": {"line": "BESTAAT-NIET"}})
+    shop.order(items=[ITEM], number="330000001", billing=guest("a@example.org"))
+    shop.order(items=[ITEM], number="330000002", billing=guest("b@example.org"), shipping=False)
+    result = run_import(config, "shop")
+    assert (result.imported, result.failed) == (1, 1)
+    assert result.failures[0][0] == "330000001" and "shipping_costs" in result.failures[0][1]
+    assert snelstart_orders(local_admin).get("330000002") == 1
+
+
+def test_deferred_orders_are_rechecked_imported_or_dropped(shop, products, client_config, local_admin):
+    config = client_config(orders={"defer_days": 14})
+    waiting = shop.order(
+        items=[ITEM], number="340000001", billing=guest("a@example.org"), state="pending_payment"
+    )
+    review = shop.order(
+        items=[ITEM], number="340000002", billing=guest("b@example.org"), state="payment_review"
+    )
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=20)
+    shop.order(
+        items=[ITEM],
+        number="340000003",
+        billing=guest("c@example.org"),
+        state="pending_payment",
+        created_at=old,
+    )
+    shop.order(items=[ITEM], number="340000004", billing=guest("d@example.org"), state="canceled")
+
+    first = run_import(config, "shop")
+    assert (first.imported, first.deferred, first.dropped, first.ignored) == (0, 2, 1, 1)
+    with state_of(config) as state:
+        assert [d.entity_id for d in state.deferred_list("shop")] == [waiting, review]
+    assert any("340000003 dropped" in m and "defer_days" in m for m in essentials(config))
+
+    set_state(shop, waiting, "processing")
+    set_state(shop, review, "canceled")
+    second = run_import(config, "shop")
+    assert (second.imported, second.dropped, second.deferred) == (1, 1, 0)
+    assert snelstart_orders(local_admin).get("340000001") == 1
+    assert "340000002" not in snelstart_orders(local_admin)
+    with state_of(config) as state:
+        assert state.deferred_list("shop") == []
+    assert any("340000002 dropped" in m and "canceled" in m for m in essentials(config))
+
+
+def test_import_states_limit_what_is_imported(shop, products, client_config, local_admin):
+    config = client_config(orders={"import_states": ["complete"]})
+    shop.order(items=[ITEM], number="350000001", billing=guest("a@example.org"), state="processing")
+    shop.order(items=[ITEM], number="350000002", billing=guest("b@example.org"), state="complete")
+    result = run_import(config, "shop")
+    assert (result.imported, result.ignored) == (1, 1)
+    assert "350000002" in snelstart_orders(local_admin) and "350000001" not in snelstart_orders(local_admin)
+
+
+def test_import_from_and_store_filter(shop, products, client_config, local_admin):
+    shop.store("tweede", "Tweede winkel")
+    long_ago = dt.datetime(2020, 5, 1, 12, 0)
+    shop.order(items=[ITEM], number="360000001", billing=guest("a@example.org"), created_at=long_ago)
+    shop.order(items=[ITEM], number="360000002", billing=guest("b@example.org"))
+    shop.order(items=[ITEM], number="360000003", billing=guest("c@example.org"), store="tweede")
+    config = client_config(magento={"import_from": "2021-01-01 00:00", "store": "default"})
+    result = run_import(config, "shop")
+    assert result.imported == 1
+    kenmerken = snelstart_orders(local_admin)
+    assert "360000002" in kenmerken and "360000001" not in kenmerken and "360000003" not in kenmerken
+
+
+def _prepare_and_create(config, local_admin, order_doc):
+    from client.rules.salesorder import prepare_order
+
+    with LocalBackend(local_admin) as backend:
+        prepared = prepare_order(order_doc, config.profile("shop"), backend, zone=config.zone)
+        return backend.create_verkooporder(prepared.verkooporder)
+
+
+def test_pending_with_order_in_snelstart_is_adopted_not_created_again(
+    shop, products, client_config, local_admin, agent_server
+):
+    config = client_config()
+    created_first = shop.order(items=[ITEM], number="370000001", billing=guest("a@example.org"))
+    pending_only = shop.order(items=[ITEM], number="370000002", billing=guest("b@example.org"))
+    with agent_server.client() as agent:
+        doc = agent.order(created_first)
+    # A run that died after SnelStart committed the order but before the ledger said done:
+    with state_of(config) as state:
+        state.ledger_mark_pending("shop", created_first, number="370000001", betalingskenmerk="370000001")
+        state.ledger_mark_pending("shop", pending_only, number="370000002", betalingskenmerk="370000002")
+    made = _prepare_and_create(config, local_admin, doc)
+
+    # Adoption must not depend on orders.unique_payment_reference: run with the check off.
+    result = run_import(client_config(orders={"unique_payment_reference": False}), "shop")
+    assert result.imported == 2 and result.failed == 0
+    assert snelstart_orders(local_admin)["370000001"] == 1
+    assert snelstart_orders(local_admin)["370000002"] == 1
+    with state_of(config) as state:
+        adopted = state.ledger_get("shop", created_first)
+        assert (adopted.state, adopted.how, adopted.snelstart_id) == ("done", "adopted", made.id)
+        assert state.ledger_get("shop", pending_only).how == "created"
+    assert any("370000001" in m and "not created twice" in m for m in essentials(config))
+
+
+def test_unique_payment_reference_records_already_imported_and_reports_clashes(
+    shop, products, client_config, local_admin, agent_server
+):
+    config = client_config()
+    by_hand = shop.order(items=[ITEM], number="380000001", billing=guest("a@example.org"))
+    with agent_server.client() as agent:
+        _prepare_and_create(
+            config, local_admin, agent.order(by_hand)
+        )  # entered in SnelStart before koppel ran
+    # The sample administration already holds an order with betalingskenmerk 100000007 — another order.
+    shop.order(items=[ITEM], number="100000007", billing=guest("b@example.org"))
+    shop.store("tweede", "Tweede winkel")
+    shop.order(items=[ITEM], number="380000002", billing=guest("c@example.org"))
+    twin = shop.order(items=[ITEM, ITEM], number="380000002", billing=guest("d@example.org"), store="tweede")
+
+    result = run_import(config, "shop")
+    assert (result.imported, result.skipped, result.failed) == (1, 1, 2), result.failures
+    assert snelstart_orders(local_admin) == {"100000007": 1, "380000001": 1, "380000002": 1}
+    failures = dict(result.failures)
+    assert "verkooporder" in failures["100000007"] and "unique_payment_reference" in failures["100000007"]
+    assert (
+        f"entity_id {twin}" in failures["380000002"]
+        and "Magento order 380000002 (entity_id" in failures["380000002"]
+    )
+    with state_of(config) as state:
+        assert state.ledger_get("shop", by_hand).how == "already_imported"
+    assert any("380000001 already in SnelStart" in m for m in essentials(config))
+
+    # With the check off, the second store's order is imported as its own order.
+    relaxed = run_import(client_config(orders={"unique_payment_reference": False}), "shop")
+    assert relaxed.imported == 2
+    assert snelstart_orders(local_admin)["380000002"] == 2
+
+
+def test_agent_down_stops_the_run_cleanly(shop, products, client_config, local_admin, agent_server):
+    config = client_config()
+    shop.order(items=[ITEM], number="390000001", billing=guest("a@example.org"))
+    agent_server.stop()
+    result = run_import(config, "shop")
+    assert not result.ok and "connection refused" in result.error
+    assert result.imported == 0
+    with state_of(config) as state:
+        assert state.get_cursor("shop") is None
+        assert any("Import stopped" in e.message for e in state.log_entries("shop", essential_only=True))
+    agent_server.start()
+    assert run_import(config, "shop").imported == 1
+
+
+def test_agent_lost_mid_run_resumes_without_duplicates(
+    shop, products, client_config, local_admin, agent_server, monkeypatch
+):
+    monkeypatch.setattr(engine, "PAGE_SIZE", 2)
+    config = client_config()
+    for i in range(6):
+        shop.order(
+            items=[ITEM], number=f"39100000{i}", billing=guest(f"k{i}@example.org"), age_seconds=900 - i
+        )
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        if stage == "orders" and done == 3:
+            agent_server.stop()
+
+    first = run_import(config, "shop", progress=progress)
+    assert not first.ok and first.imported == 4  # page 2 was already fetched; page 3 could not be
+    agent_server.start()
+    second = run_import(config, "shop")
+    assert second.ok and second.imported == 2 and second.skipped == 0
+    assert all(snelstart_orders(local_admin)[f"39100000{i}"] == 1 for i in range(6))
+
+
+class FlakySnelStart(LocalBackend):
+    """The real local backend whose n-th create commits and then reports an unknown outcome (a timeout)."""
+
+    fail_on = 2
+
+    def create_verkooporder(self, order):  # noqa: ANN001, ANN201
+        created = super().create_verkooporder(order)
+        FlakySnelStart.fail_on -= 1
+        if FlakySnelStart.fail_on == 0:
+            raise SnelStartUnavailable("timeout while waiting for SnelStart")
+        return created
+
+
+def test_unknown_create_outcome_stops_the_run_and_is_resolved_next_time(
+    shop, products, client_config, local_admin
+):
+    config = client_config(orders={"unique_payment_reference": False})
+    ids = [
+        shop.order(
+            items=[ITEM], number=f"39200000{i}", billing=guest(f"k{i}@example.org"), age_seconds=900 - i
+        )
+        for i in range(3)
+    ]
+    with FlakySnelStart(local_admin) as flaky:
+        first = run_import(config, "shop", backend=flaky)
+    assert not first.ok and "SnelStart is not available" in first.error
+    with state_of(config) as state:
+        assert state.ledger_get("shop", ids[1]).state == "pending"
+        assert state.ledger_get("shop", ids[2]) is None
+        assert state.get_cursor("shop") is None  # the page was not finished
+    second = run_import(config, "shop")
+    assert second.ok and (second.imported, second.skipped) == (2, 1)
+    assert all(snelstart_orders(local_admin)[f"39200000{i}"] == 1 for i in range(3))
+    with state_of(config) as state:
+        assert state.ledger_get("shop", ids[1]).how == "adopted"
