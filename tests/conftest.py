@@ -8,6 +8,9 @@ import pytest
 
 from tests.mariadb import MariaDB, machine_or_private
 
+# b2b_fake, b2b_backend, snelstart_backend (local and b2b), snelstart_setup for every client test.
+pytest_plugins = ["tests.client.conftest_b2b"]
+
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDB]:

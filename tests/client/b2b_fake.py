@@ -52,6 +52,11 @@ SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "snel
 _SPEC_CACHE: dict[str, Any] = {}
 _spec_lock = threading.Lock()
 
+_ANY_VALUE_SCHEMAS = (
+    "SnelStart.Business.Interfaces.CustomFields.CustomFieldDto",
+    "SnelStart.B2B.Api.V2.Models.CustomFields.UpdatedCustomFieldModel",
+    "SnelStart.B2B.Api.V2.Models.CustomFields.CustomFieldModel",
+)
 KIND = {"relatie": 1, "artikel": 2, "order": 3, "omzetgroep": 4, "sjabloon": 5}
 LAND_NS = uuid.UUID("6f1d3f8e-6a44-4f57-9a2b-3c1b0c6d4e21")
 
@@ -66,6 +71,11 @@ def load_openapi() -> OpenAPI:
                     if param["name"] == "$top":
                         param["schema"]["default"] = 25
             spec["servers"] = [{"url": "/v2"}]
+            # A custom field's value is a .NET ``object`` (any JSON value: text, number, date), which the file
+            # renders as ``type: object``; taken literally no text field could ever be set. Same kind of
+            # generator slip as the $top default above, so the in-memory copy accepts any value there.
+            for name in _ANY_VALUE_SCHEMAS:
+                spec["components"]["schemas"][name]["properties"]["value"].pop("type", None)
             _SPEC_CACHE["spec"] = spec
             _SPEC_CACHE["api"] = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
         return _SPEC_CACHE["api"]

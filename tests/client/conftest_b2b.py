@@ -1,0 +1,93 @@
+"""Fixtures for the b2b backend, offered to every client test.
+
+- ``b2b_fake`` → a started ``FakeSnelStart`` over a fresh sample local administration; the test fails when any
+  request or response did not validate against the OpenAPI file.
+- ``b2b_backend`` → a ``B2BBackend`` talking to that fake (short timeouts, fast retries, mirror in tmp_path).
+- ``snelstart_backend`` → parametrized over "local" and "b2b": the same sample administration, reached directly
+  or through the B2B API fake. Rule and engine tests that take this fixture run against both backends.
+- ``snelstart_setup`` → the LocalBackend holding that administration, for set-up the API cannot do
+  (``define_extra_veld``, ``add_prijsafspraak``, ``set_technische_voorraad``); call ``snelstart_backend.refresh()``
+  after set-up so the b2b mirror sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client.snelstart.b2b import B2BBackend
+from client.snelstart.b2b_http import RetryPolicy
+from client.snelstart.base import SnelStartBackend
+from client.snelstart.local import LocalBackend
+from client.snelstart.secrets import Secret
+from tests.client.b2b_fake import SPEC_PATH, FakeSnelStart
+
+FAST_RETRY = RetryPolicy(attempts=5, base_s=0.01, cap_s=0.05)
+TEST_TIMEOUT = (2.0, 0.5)
+
+
+def _fresh_admin(tmp_path: Path) -> Path:
+    from client.snelstart.local_init import init_local
+
+    path = tmp_path / "b2b-administratie.sqlite"
+    if not path.exists():
+        init_local(path, sample=True)
+    return path
+
+
+def make_b2b_backend(fake: FakeSnelStart, state: Path | str, **kwargs: object) -> B2BBackend:
+    options: dict[str, object] = {"timeout": TEST_TIMEOUT, "retry": FAST_RETRY, "tier": "production"}
+    options.update(kwargs)
+    return B2BBackend(
+        client_key=Secret(fake.client_key),
+        subscription_key=Secret(fake.subscription_key),
+        state=state,
+        api_url=fake.api_url,
+        auth_url=fake.auth_url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def b2b_fake(tmp_path: Path) -> Iterator[FakeSnelStart]:
+    if not SPEC_PATH.is_file():
+        pytest.skip(f"the SnelStart OpenAPI file is not present at {SPEC_PATH}")
+    fake = FakeSnelStart(_fresh_admin(tmp_path), timeout_sleep=1.0).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+    assert not fake.violations, "requests/responses outside the OpenAPI contract:\n" + "\n".join(
+        fake.violations
+    )
+
+
+@pytest.fixture
+def b2b_backend(b2b_fake: FakeSnelStart, tmp_path: Path) -> Iterator[B2BBackend]:
+    backend = make_b2b_backend(b2b_fake, tmp_path / "state-mirror.sqlite")
+    backend.refresh()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(params=["local", "b2b"])
+def snelstart_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SnelStartBackend]:
+    """The sample administration behind the local backend, or behind the B2B API fake."""
+    if request.param == "local":
+        yield request.getfixturevalue("snelstart_setup")
+        return
+    fake = request.getfixturevalue("b2b_fake")
+    backend = make_b2b_backend(fake, tmp_path / "state-mirror.sqlite")
+    backend.refresh()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def snelstart_setup(tmp_path: Path) -> Iterator[LocalBackend]:
+    # The same file the fake serves (both open it in WAL mode), so set-up shows through the API.
+    backend = LocalBackend(_fresh_admin(tmp_path))
+    yield backend
+    backend.close()
