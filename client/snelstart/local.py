@@ -208,11 +208,23 @@ class LocalBackend:
             raise SnelStartUnavailable(f"{self.path}: unsupported administration schema version {version}")
         # One connection shared by the threads of this process; SQLite itself serialises other processes.
         self._lock = threading.RLock()
+        self._batching = 0
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._batching:
+                # Inside batch(): a savepoint, so a refused write is undone without ending the batch.
+                self._conn.execute("SAVEPOINT one_write")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK TO one_write")
+                    self._conn.execute("RELEASE one_write")
+                    raise
+                self._conn.execute("RELEASE one_write")
+                return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -232,6 +244,9 @@ class LocalBackend:
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction, so multi-query reads (stock) see one consistent snapshot."""
         with self._lock:
+            if self._conn.in_transaction:  # within batch(): read what the batch wrote so far
+                yield self._conn
+                return
             try:
                 self._conn.execute("BEGIN")
                 yield self._conn
@@ -240,6 +255,16 @@ class LocalBackend:
             finally:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+
+    @contextmanager
+    def batch(self) -> Iterator[LocalBackend]:
+        """Run many writes as one transaction (loading sample or benchmark data); all or nothing."""
+        with self._write():
+            self._batching += 1
+            try:
+                yield self
+            finally:
+                self._batching -= 1
 
     def _setting(self, conn: sqlite3.Connection, key: str) -> str | None:
         row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -251,6 +276,13 @@ class LocalBackend:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    @staticmethod
+    def _maybe_id(value: str | int | None) -> int | None:
+        try:
+            return int(str(value))
+        except ValueError:
+            return None
 
     @staticmethod
     def _id(value: str | int | None, what: str) -> int:
@@ -531,8 +563,11 @@ class LocalBackend:
             return self._relaties_by_ids(conn, list(dict.fromkeys(ids)))
 
     def get_relatie(self, relatie_id: str) -> Relatie | None:
+        own = self._maybe_id(relatie_id)
+        if own is None:
+            return None
         with self._read() as conn:
-            found = self._relaties_by_ids(conn, [self._id(relatie_id, "relatie id")])
+            found = self._relaties_by_ids(conn, [own])
         return found[0] if found else None
 
     def relaties_by_code(self, relatiecode: int) -> list[Relatie]:
@@ -889,8 +924,11 @@ class LocalBackend:
         return result
 
     def get_artikel(self, artikel_id: str) -> Artikel | None:
+        own = self._maybe_id(artikel_id)
+        if own is None:
+            return None
         with self._read() as conn:
-            found = self._artikelen_where(conn, "a.id = ?", (self._id(artikel_id, "artikel id"),))
+            found = self._artikelen_where(conn, "a.id = ?", (own,))
         return found[0] if found else None
 
     def artikelen_by_code(self, code: str, code_field: str = "artikelcode") -> list[Artikel]:
@@ -938,8 +976,11 @@ class LocalBackend:
             )
 
     def get_verkooporder(self, order_id: str) -> Verkooporder | None:
+        own = self._maybe_id(order_id)
+        if own is None:
+            return None
         with self._read() as conn:
-            found = self._orders_where(conn, "id = ?", (self._id(order_id, "verkooporder id"),))
+            found = self._orders_where(conn, "id = ?", (own,))
         return found[0] if found else None
 
     def set_proces_status(self, order_id: str, status: str) -> None:
@@ -1017,6 +1058,9 @@ class LocalBackend:
         if order.krediettermijn is not None and not 0 <= order.krediettermijn <= 100:
             _refuse(f"verkooporder krediettermijn {order.krediettermijn} must lie between 0 and 100")
         _max_len(order.orderreferentie, 50, "verkooporder orderreferentie", "VOR-0011")
+        # The OpenAPI gives these two no limit; the desktop program has one, we assume 250 and 50.
+        _max_len(order.omschrijving, 250, "verkooporder omschrijving")
+        _max_len(order.betalingskenmerk, 50, "verkooporder betalingskenmerk")
         if not isinstance(order.datum, dt.date):
             _refuse(f"verkooporder datum {order.datum!r} is not a date")
         for label, adres in (("factuuradres", order.factuuradres), ("afleveradres", order.afleveradres)):

@@ -60,7 +60,7 @@ def init_local(path: Path, *, sample: bool, administratie_naam: str | None = Non
     try:
         _create_schema(tmp, administratie_naam or ("Voorbeeld Koffie BV" if sample else path.stem))
         if sample:
-            with LocalBackend(tmp) as backend:
+            with LocalBackend(tmp) as backend, backend.batch():
                 add_sample_data(backend)
         try:
             os.link(tmp, path)

@@ -445,6 +445,7 @@ def test_order_rules_refuse(sample: LocalBackend) -> None:
         (order(klant, excl, line, prijs_incl_btw=True), "takes prices excluding VAT"),
         (order(klant, incl, line, proces_status="Factuur"), "procesStatus 'Factuur'"),
         (order(klant, incl, line, orderreferentie="r" * 51), "orderreferentie"),
+        (order(klant, incl, line, betalingskenmerk="1" * 51), "betalingskenmerk"),
         (order(klant, incl, line, krediettermijn=101), "krediettermijn"),
         (
             order(klant, incl, line, afleveradres=Adres(None, "s" * 51, None, None, "NL")),
@@ -593,6 +594,26 @@ def test_open_web_orders_are_concepts_with_a_betalingskenmerk(sample: LocalBacke
         sample.set_proces_status(web.id, "Verzonden")
     with pytest.raises(SnelStartRefusal, match="does not exist"):
         sample.set_proces_status("999", "Pakbon")
+
+
+def test_unknown_ids_read_as_none(sample: LocalBackend) -> None:
+    assert sample.get_relatie("999") is None and sample.get_relatie("not-an-id") is None
+    assert sample.get_artikel("999") is None and sample.get_artikel("") is None
+    assert sample.get_verkooporder("999") is None
+
+
+def test_batch_is_all_or_nothing_and_undoes_a_refused_write(empty: LocalBackend) -> None:
+    with empty.batch():
+        empty.create_relatie(relatie(naam="In batch 1"))
+        with pytest.raises(SnelStartRefusal):
+            empty.create_relatie(relatie(naam="x" * 51))
+        empty.create_relatie(relatie(naam="In batch 2"))
+    assert [r.naam for r in empty.relaties_by_name("inbatch2", "NL", None)] == ["In batch 2"]
+    assert empty.relaties_by_code(3)[0].naam == "In batch 2"  # the refused one used no code
+    with pytest.raises(RuntimeError), empty.batch():
+        empty.create_relatie(relatie(naam="Lost"))
+        raise RuntimeError("crash in the middle of a batch")
+    assert empty.relaties_by_name("lost", None, None) == []
 
 
 # -- several processes, WAL -------------------------------------------------------------------------------------
