@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 
 import pymysql
-from flask import Blueprint, Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agent import api_orders, api_stock, openapi
 from agent.config import AgentConfig
@@ -240,6 +240,13 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+def _refuse_large_body() -> None:
+    # Checked before routing errors (404/405) so an oversized body is always a 413, on any path.
+    limit = get_config().limits.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+
+
 def create_app(cfg: AgentConfig) -> Flask:
     """The agent's WSGI app for one configuration."""
     app = Flask("agent")
@@ -255,5 +262,6 @@ def create_app(cfg: AgentConfig) -> Flask:
     app.register_error_handler(pymysql.err.MySQLError, _on_database_error)
     app.register_error_handler(Exception, _on_unexpected)
     app.teardown_appcontext(close_db)
+    app.before_request(_refuse_large_body)
     app.after_request(_no_store)
     return app

@@ -387,7 +387,7 @@ def document(cfg: AgentConfig) -> dict[str, Any]:
                         ),
                         _query(
                             "limit",
-                            {"type": "integer", "minimum": 1, "maximum": page, "default": 100},
+                            {"type": "integer", "minimum": 1, "maximum": page, "default": min(100, page)},
                             "page size",
                         ),
                         _query("store", {"type": "string"}, "only orders of this store code"),

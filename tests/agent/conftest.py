@@ -24,9 +24,9 @@ LIMITED_SECRET = "another-secret-for-tests-0123456789abcdef"
 ALL_SCOPES = ["orders:read", "stock:write", "diagnostics:read"]
 
 
-def config_dict(mariadb: MariaDB, database: str, state_dir: Path, **overrides: Any) -> dict[str, Any]:
+def config_dict(mariadb: MariaDB, db_name: str, state_dir: Path, **overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "database": {"host": mariadb.host, "port": mariadb.port, "name": database, "user": mariadb.user},
+        "database": {"host": mariadb.host, "port": mariadb.port, "name": db_name, "user": mariadb.user},
         "magento": {"version": "auto", "table_prefix": ""},
         "settle_seconds": 0,
         "state_dir": str(state_dir),
