@@ -1,5 +1,127 @@
-"""Stock endpoints (/v1/stock, /v1/skus). Placeholder until the stock writer lands."""
+"""Stock endpoints: POST/GET /v1/stock and GET /v1/skus (scope stock:write). The SQL lives in agent.stock."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from agent import stock
+from agent.errors import ApiError
+from agent.web import (
+    bad_param,
+    get_config,
+    get_db,
+    get_magento,
+    get_state,
+    int_param,
+    json_body,
+    require_scope,
+)
 
 bp = Blueprint("stock", __name__)
+
+MAX_REQUEST_ID_LENGTH = 128
+DEFAULT_SKU_PAGE = 1000
+
+
+def _request_id(body: dict[str, Any]) -> str:
+    if "request_id" not in body:
+        bad_param("request_id", "is required (a unique id per push, e.g. a UUID)")
+    value = body["request_id"]
+    if not isinstance(value, str) or not value.strip():
+        bad_param("request_id", "must be a non-empty string")
+    if len(value) > MAX_REQUEST_ID_LENGTH or not value.isprintable():
+        bad_param("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} printable characters")
+    return value
+
+
+def _body_hash(body: dict[str, Any]) -> str:
+    # Hash the parsed body, not the bytes: a retry that re-serialises the same push is still the same push.
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@bp.post("/v1/stock")
+@require_scope("stock:write")
+def push_stock() -> Response:
+    limits = get_config().limits
+    if request.content_length is not None and request.content_length > limits.max_body_bytes:
+        raise ApiError(
+            413, "body_too_large", f"the request body is larger than {limits.max_body_bytes} bytes"
+        )
+    body = json_body()
+    request_id = _request_id(body)
+    items = body.get("items")
+    if items is None:
+        bad_param("items", "is required (a list of {sku, qty})")
+    if not isinstance(items, list):
+        bad_param("items", "must be a list of {sku, qty}")
+    if len(items) > limits.max_stock_items:
+        raise ApiError(
+            422,
+            "too_many_items",
+            f"items: {len(items)} items, at most {limits.max_stock_items} per request "
+            "(limits.max_stock_items); split the push into batches",
+        )
+    body_hash = _body_hash(body)
+    state = get_state()
+    earlier = state.get_request(request_id)
+    if earlier is not None:
+        return _replay(request_id, body_hash, earlier)
+    outcome = stock.write_stock(get_db(), get_magento(), items)
+    answer = {
+        "request_id": request_id,
+        "results": [r.as_dict() for r in outcome.results],
+        "counts": outcome.counts(),
+    }
+    if not state.store_request(request_id, body_hash, answer):
+        # Another worker finished the same request id first; its answer is the one to keep.
+        again = state.get_request(request_id)
+        if again is not None:
+            return _replay(request_id, body_hash, again)
+    return jsonify(answer)
+
+
+def _replay(request_id: str, body_hash: str, earlier: tuple[str, dict[str, Any]]) -> Response:
+    stored_hash, answer = earlier
+    if stored_hash != body_hash:
+        raise ApiError(
+            409,
+            "request_id_conflict",
+            f"request_id {request_id!r} was used before for a different push; use a new request_id",
+        )
+    return jsonify(answer)
+
+
+@bp.get("/v1/stock")
+@require_scope("stock:write")
+def show_stock() -> Response:
+    skus = request.args.getlist("sku")
+    if not skus:
+        bad_param("sku", "give at least one sku (repeat the parameter for more)")
+    limit = get_config().limits.max_stock_items
+    if len(skus) > limit:
+        bad_param("sku", f"at most {limit} SKUs per request, not {len(skus)}")
+    return jsonify({"items": stock.read_stock(get_db(), get_magento(), skus)})
+
+
+@bp.get("/v1/skus")
+@require_scope("stock:write")
+def list_skus() -> Response:
+    limits = get_config().limits
+    maximum = max(limits.max_page_size, limits.max_stock_items)
+    limit = int_param("limit", default=min(DEFAULT_SKU_PAGE, maximum), minimum=1, maximum=maximum)
+    after_values = request.args.getlist("after")
+    if len(after_values) > 1:
+        bad_param("after", "given more than once")
+    after = 0
+    if after_values and after_values[0]:
+        try:
+            after = stock.decode_cursor(after_values[0])
+        except ValueError as exc:
+            bad_param("after", str(exc))
+    rows, last, has_more = stock.list_skus(get_db(), get_magento(), after, limit)
+    return jsonify({"skus": rows, "next_cursor": stock.encode_cursor(last), "has_more": has_more})
