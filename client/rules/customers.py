@@ -138,7 +138,10 @@ def match_customer(
 
 
 def _by_code(code: int, backend: SnelStartBackend) -> MatchResult | None:
-    hits = _unique(backend.relaties_by_code(code))
+    found = _unique(backend.relaties_by_code(code))
+    hits = [r for r in found if not r.nonactief]
+    if found and not hits:
+        raise OrderFailure(f"customer number {code} ({found[0].naam}) is inactive in SnelStart")
     if len(hits) > 1:
         raise _ambiguous(f"customer number {code}", hits)
     return MatchResult(hits[0], "customer_code", code) if hits else None
@@ -205,7 +208,7 @@ def _smart(order: dict[str, Any], backend: SnelStartBackend) -> MatchResult:
             return MatchResult(hits[0], "kvk")
 
     postcode = postcode_key(billing.get("postcode"))
-    for name in (billing.get("company"), customer.get("company"), customer.get("name"), _person(billing)):
+    for name in (billing.get("company"), customer.get("company"), _person(billing), customer.get("name")):
         nkey = name_key(name)
         if nkey is None:
             continue
@@ -252,8 +255,8 @@ def _naam(order: dict[str, Any]) -> str:
     return (
         (billing.get("company") or "").strip()
         or (customer.get("company") or "").strip()
+        or (_person(billing) or "")  # the invoice's addressee, who may differ from the account holder
         or (customer.get("name") or "").strip()
-        or (_person(billing) or "")
         or (customer.get("email") or "")
     )
 
@@ -329,10 +332,10 @@ def resolve_customer(
                 "no SnelStart customer matches this order and customers.processing is manual, "
                 "but customers.default_code is not set"
             )
-        hits = backend.relaties_by_code(settings.default_code)
+        hits = [r for r in backend.relaties_by_code(settings.default_code) if not r.nonactief]
         if not hits:
             raise OrderFailure(
-                f"customers.default_code {settings.default_code}: no SnelStart customer has this number"
+                f"customers.default_code {settings.default_code}: no active SnelStart customer has this number"
             )
         return CustomerOutcome(hits[0], hits[0].id, step="default_code")
 
