@@ -269,7 +269,7 @@ def matches(row: dict[str, Any], conds: list[Cond]) -> bool:
 class Fault:
     method: str
     path_prefix: str
-    kind: str  # "429" | "500" | "503" | "timeout_before" | "timeout_after"
+    kind: str  # "429" | "500" | "502" | "503" | "timeout_before" | "timeout_after" | "slow"
     times: int = 1
     retry_after: str | None = "0"
 
@@ -286,6 +286,7 @@ class FakeSnelStart:
         token_lifetime: int = 3600,
         administration_id: str = "11111111-2222-4333-8444-555555555555",
         timeout_sleep: float = 1.5,
+        slow_sleep: float = 0.2,
     ) -> None:
         self.local = LocalBackend(local_path)
         self.local_path = Path(local_path)
@@ -294,6 +295,7 @@ class FakeSnelStart:
         self.token_lifetime = token_lifetime
         self.administration_id = administration_id
         self.timeout_sleep = timeout_sleep
+        self.slow_sleep = slow_sleep
         self.api = load_openapi()
         self.spec = spec_dict()
         self.schemas = self.spec["components"]["schemas"]
@@ -438,6 +440,9 @@ class FakeSnelStart:
             return resp
         if fault is not None and fault.kind in ("500", "502", "503"):
             return self._json({"message": "An error has occurred."}, int(fault.kind))
+        if fault is not None and fault.kind == "slow":
+            time.sleep(self.slow_sleep)
+            fault = None
         if fault is not None and fault.kind == "timeout_before":
             time.sleep(self.timeout_sleep)
             return self._json({"message": "too late"}, 504)
