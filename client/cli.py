@@ -234,7 +234,7 @@ def status(profile: ProfileOpt = None) -> None:
     """Per profile and task: last run, result and counts, next run, paused; and what runs right now."""
     from client.planner import Schedule, pause_reason
     from client.runner import describe_counts, local_time
-    from client.status import StatusBoard
+    from client.status import StatusBoard, utcnow
 
     config = load_config()
     with open_state(config) as state:
@@ -275,9 +275,9 @@ def status(profile: ProfileOpt = None) -> None:
                 if entry is None:
                     echo("    next run:  not planned (no interval)")
                 else:
-                    echo(
-                        f"    next run:  {local_time(entry.next_run, config)} (every {_interval(entry.interval)})"
-                    )
+                    due = " — due now (when koppel schedule runs)" if entry.next_run <= utcnow() else ""
+                    every = _interval(entry.interval)
+                    echo(f"    next run:  {local_time(entry.next_run, config)} (every {every}){due}")
                 reason = pause_reason(config, prof, name)
                 echo(f"    paused:    {'yes — ' + reason if reason else 'no'}")
 

@@ -1,0 +1,373 @@
+"""`koppel demo`: the whole job end to end on this machine, in well under a minute.
+
+MariaDB (the machine's, or a private one started from the installed binaries) → a demo Magento 2 shop in a new
+database → the agent under gunicorn on a free loopback port with a fresh key → a local SnelStart administration
+with sample data → a client.yml in the demo folder → `import_orders_and_export_stock`, twice, to show that the
+second run imports nothing new. Everything the demo started is stopped and its database dropped at the end,
+unless --keep asks to leave them for exploring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from client.demo.mariadb import MariaDB, PrivateMariaDB, free_port, reachable
+
+MARKER = ".koppel-demo"
+PROFILE = "demo"
+KEY_ID = "demo"
+# What a demo folder holds; a rerun removes exactly these before it starts afresh.
+OWN_FILES = (
+    MARKER,
+    "client.yml",
+    "agent.yml",
+    "agent-secret.txt",
+    "agent.log",
+    "demo-info.json",
+    "agent-state",
+)
+OWN_GLOBS = ("koppel-state.sqlite*", "administratie.sqlite*")
+
+Say = Callable[[str], None]
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+def prepare_folder(folder: Path) -> None:
+    """An empty demo folder: created, or emptied of an earlier demo's files; never someone else's folder."""
+    if folder.exists() and not folder.is_dir():
+        raise DemoError(f"{folder} is a file; choose another --dir")
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / MARKER).exists():
+            raise DemoError(f"{folder} is not empty and not an earlier koppel demo; choose another --dir")
+        _stop_kept(folder)
+        for name in OWN_FILES:
+            path = folder / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for pattern in OWN_GLOBS:
+            for path in folder.glob(pattern):
+                path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text(
+        "made by koppel demo; a new demo run empties this folder\n", encoding="utf-8"
+    )
+
+
+def _stop_kept(folder: Path) -> None:
+    """Stop the agent and drop the database an earlier `koppel demo --keep` left running."""
+    info_path = folder / "demo-info.json"
+    if not info_path.exists():
+        return
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except ValueError:
+        return
+    pid = info.get("agent_pid")
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    # Only a process that is still our agent: a recycled pid must never be killed.
+    if (
+        pid
+        and cmdline.exists()
+        and b"agent" in cmdline.read_bytes()
+        and str(folder.resolve()).encode() in cmdline.read_bytes()
+    ):
+        os.kill(pid, 15)
+    db = info.get("database")
+    server = MariaDB(host=info.get("db_host", "127.0.0.1"), port=info.get("db_port", 3306))
+    if db and db.startswith("koppel_demo_") and reachable(server.host, server.port):
+        server.drop_database(db)
+
+
+def find_mariadb(say: Say) -> MariaDB:
+    if reachable("127.0.0.1", 3306):
+        say("MariaDB: using the server at 127.0.0.1:3306")
+        return MariaDB()
+    say("MariaDB: none at 127.0.0.1:3306 (root without password); starting a private one ...")
+    try:
+        private = PrivateMariaDB()
+        private.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        raise DemoError(f"could not start MariaDB: {exc}") from None
+    say(f"MariaDB: private server on port {private.port} in {private.dir}")
+    return private.server()
+
+
+class Agent:
+    """`koppel-agent serve` as a child process."""
+
+    def __init__(self, folder: Path, server: MariaDB, database: str) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.secret = secrets.token_urlsafe(36)
+        self.config_path = folder / "agent.yml"
+        config = {
+            "database": {
+                "host": server.host,
+                "port": server.port,
+                "name": database,
+                "user": server.user,
+                "password": server.password,
+            },
+            "magento": {"version": 2, "table_prefix": ""},
+            "settle_seconds": 60,
+            "state_dir": str(folder / "agent-state"),
+            "keys": [
+                {
+                    "id": KEY_ID,
+                    "secret": self.secret,
+                    "scopes": ["orders:read", "stock:write", "diagnostics:read"],
+                }
+            ],
+        }
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        self.config_path.chmod(0o600)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, keep: bool, timeout: float = 60) -> None:
+        command = [
+            sys.executable, "-m", "agent", "serve", "--config", str(self.config_path),
+            "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+        ]  # fmt: skip
+        with open(self.folder / "agent.log", "ab") as log:
+            # A kept agent gets its own session, so closing the demo's terminal does not take it down.
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=keep
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.folder / "agent.log").read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise DemoError(f"the agent stopped at start-up:\n{tail}")
+            try:
+                if requests.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise DemoError(f"the agent did not answer within {timeout:.0f} s; see {self.folder / 'agent.log'}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def write_client_yml(folder: Path, agent: Agent) -> Path:
+    secret_file = folder / "agent-secret.txt"
+    secret_file.write_text(agent.secret + "\n", encoding="utf-8")
+    secret_file.chmod(0o600)
+    profile = {
+        "name": PROFILE,
+        "description": "Demo koffiewebshop (Magento 2)",
+        "agent": {"url": agent.url, "key_id": KEY_ID, "secret_file": "./agent-secret.txt"},
+        "magento": {"import_from": "2026-01-01 00:00"},
+        "snelstart": {"backend": "local", "path": "./administratie.sqlite"},
+        "orders": {
+            "template": "Webshop",
+            "unique_payment_reference": True,
+            "description": "order_number",
+            "addresses": "from_order",
+            "lines": "full",
+            "recipes": "never",
+            "shipping_costs": {"line": "VERZEND"},
+            "discount": {"line": "KORTING"},
+            "payment_costs": {"line": "BETAALKOSTEN"},
+            "default_article": "WEBSHOP",
+        },
+        "articles": {"revenue_group": 1, "processing": "add"},
+        "customers": {"matching": "smart", "processing": "add", "payment_term_days": 14},
+        "tasks": {
+            "import_orders": {"interval": "15m"},
+            "import_orders_and_export_stock": {"interval": "1h"},
+        },
+    }
+    data = {
+        "timezone": "Europe/Amsterdam",
+        "state": "./koppel-state.sqlite",
+        "paused": False,
+        "profiles": [profile],
+    }
+    path = folder / "client.yml"
+    header = "# Written by `koppel demo`; a new demo run replaces it.\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def known_relatie_codes(admin: Path) -> dict[str, int]:
+    """Main e-mail → relatiecode of the sample administration's relaties (the demo shop's klantcode values)."""
+    from client.rules.normalize import email_key
+    from client.snelstart.local import LocalBackend
+
+    with LocalBackend(admin) as backend:
+        found = backend.relaties_by_email(email_key("info@jansen-installatie.nl"), all_fields=False)
+    return {"info@jansen-installatie.nl": found[0].relatiecode} if found else {}
+
+
+def run_demo(folder: Path, *, keep: bool = False, orders: int = 40, say: Say = print) -> int:
+    """Run the demo; returns the exit code (0 when both imports behaved as they should)."""
+    try:
+        return _run(Path(folder), keep, orders, say)
+    except DemoError as exc:
+        say(f"koppel demo: {exc}")
+        return 1
+
+
+def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
+    from client.config import load_client_config
+    from client.demo.data import build_orders
+    from client.demo.shop import Shop
+    from client.runner import OK, run_task
+    from client.snelstart.local_init import init_local
+    from client.state import StateStore
+
+    started = time.monotonic()
+    prepare_folder(folder)
+    folder = folder.resolve()
+    server = find_mariadb(say)
+    database = server.create_database("koppel_demo")
+    agent: Agent | None = None
+    ok = False
+    try:
+        admin = folder / "administratie.sqlite"
+        init_local(admin, sample=True)
+        say(f"SnelStart: local administration with sample relaties, artikelen and templates: {admin}")
+
+        conn = server.connect(database)
+        try:
+            shop = Shop.install(conn, 2, "", parts=("core", "stock"))
+            made = build_orders(shop, orders, known_relatie_codes(admin))
+        finally:
+            conn.close()
+        say(
+            f"Magento 2: demo shop in database {database}: {made.orders} orders "
+            f"({made.registered} by registered customers, {made.guests} by guests, {made.business} business; "
+            f"{made.with_discount} with a coupon, {made.with_fee} with a payment fee; "
+            f"{made.awaiting_payment} awaiting payment, {made.canceled} canceled)"
+        )
+
+        agent = Agent(folder, server, database)
+        agent.start(keep)
+        say(f"Agent: koppel-agent serve on {agent.url} (gunicorn), key {KEY_ID!r} made just now")
+        config_path = write_client_yml(folder, agent)
+        config = load_client_config(config_path)
+        say(f"Client: {config_path}")
+        (folder / "demo-info.json").write_text(
+            json.dumps(
+                {
+                    "database": database,
+                    "db_host": server.host,
+                    "db_port": server.port,
+                    "agent_pid": agent.proc.pid if agent.proc else None,
+                    "agent_url": agent.url,
+                    "kept": keep,
+                }
+            ),
+            encoding="utf-8",
+        )
+
+        say("")
+        say("Import 1: koppel run --task import_orders_and_export_stock")
+        with StateStore(config.state) as state:
+            first = run_task(config, PROFILE, "import_orders_and_export_stock", state=state)
+            second = run_task(config, PROFILE, "import_orders_and_export_stock", state=state)
+        say_outcome(first, say)
+        say("")
+        say("Import 2, straight after: the same command again")
+        result = second.import_result
+        new = result.imported if result is not None else "?"
+        say(f"  {new} new orders imported — every order is in SnelStart exactly once ({second.result})")
+        ok = first.result == OK and second.result == OK and result is not None and result.imported == 0
+        say("")
+        say_next_steps(config_path, keep, say)
+    finally:
+        if keep and agent is not None:
+            say("")
+            say(
+                f"Left running (--keep): agent pid {agent.proc.pid if agent.proc else '?'} on {agent.url}, database {database}"
+            )
+            say(f"  A new `koppel demo --dir {folder}` stops and removes them.")
+            if server.private is not None:
+                say(
+                    f"  Private MariaDB on port {server.port} (data in {server.private.dir}) keeps running too."
+                )
+        else:
+            if agent is not None:
+                agent.stop()
+            server.drop_database(database)
+            if server.private is not None:
+                server.private.cleanup()
+            say("")
+            say(f"Stopped the agent and dropped database {database}. Run with --keep to explore them.")
+    say(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s.")
+    return 0 if ok else 1
+
+
+def say_outcome(outcome: Any, say: Say) -> None:
+    result = outcome.import_result
+    if result is None:
+        say(f"  {outcome.result}: {outcome.message}")
+        return
+    say(f"  Orders imported:     {result.imported}")
+    for created in result.created[:5]:
+        say(
+            f"    Magento order {created.magento_number} → SnelStart verkooporder {created.snelstart_nummer} "
+            f"(relatie {created.relatiecode})"
+        )
+    if len(result.created) > 5:
+        say(f"    … and {len(result.created) - 5} more (koppel log shows them all)")
+    say(f"  Customers:           {result.customers_matched} matched, {result.customers_created} created")
+    say(f"  Articles created:    {result.articles_created}")
+    say(f"  Waiting for payment: {result.deferred} (imported once paid)")
+    say(f"  Not imported:        {result.ignored} canceled")
+    for number, reason in result.failures:
+        say(f"  FAILED {number}: {reason}")
+    stock = outcome.stock_result
+    if stock is None:
+        note = outcome.message.rsplit("; ", 1)[-1]
+        say(f"  Web stock:           {note}")
+    else:
+        from client.runner import counts_of
+
+        counts = counts_of(stock)
+        pushed = counts.get("pushed", counts.get("sent", counts.get("updated", 0)))
+        say(f"  Web stock:           {pushed} articles pushed to Magento")
+
+
+def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:
+    koppel = "koppel" if shutil.which("koppel") else f"{sys.executable} -m client.cli"
+    base = f"{koppel} --config {config_path}"
+    say("Try next (or `./run koppel ...` from the checkout):")
+    say(f"  {base} status")
+    say(f"  {base} log            (--verbose for the detail, --export log.xlsx for Excel)")
+    if keep:
+        say(f"  {base} run --dry-run")
+        say(f"  {base} run")
+        say(f"  {base} test-connection")
+        say(f"  {base} agent GET /v1/diagnostics")
+    else:
+        say(
+            "  (run the demo with --keep to also try `run`, `test-connection` and `agent` against the live agent)"
+        )
