@@ -4,8 +4,8 @@ Everything that decides "was this Magento order already imported?" lives here an
 keys on (profile, Magento entity_id) because Magento 2 order numbers are unique per store only.
 
 The file is opened by several processes (the scheduler, a manual ``koppel run``, ``koppel status``), so it runs
-in WAL mode with a busy timeout. Writes that the exactly-once promise depends on (the ``pending`` mark before a
-SnelStart create) use ``synchronous=FULL``: a committed mark survives a crash of the process and of the machine.
+in WAL mode with a busy timeout. The write the exactly-once promise depends on (the ``pending`` mark before a SnelStart
+create) waits for the disk: a committed mark survives a crash of the process and of the machine.
 Other modules add their own tables through ``StateStore.connect()``; this module owns only the tables below.
 """
 
@@ -204,9 +204,14 @@ class StateStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the write lock up front, so two processes never both read-then-write.
+        # Only a durable transaction waits for the disk (fsync). The others survive a crash of the process
+        # anyway (WAL); after a power cut they may be lost, which is safe: a lost "done" leaves "pending"
+        # (looked up again), a lost cursor re-reads a page the ledger skips. A durable commit also makes
+        # every earlier commit durable, because the WAL is written in order.
         with self._lock:
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -295,9 +300,11 @@ class StateStore:
     def ledger_mark_pending(
         self, profile: str, entity_id: int, *, number: str | None, betalingskenmerk: str | None
     ) -> None:
-        """Record that a SnelStart create is about to start. Refuses to downgrade a ``done`` entry."""
+        """Record that a SnelStart create is about to start. Refuses to downgrade a ``done`` entry.
+
+        Durable on disk before it returns: the create that follows must never be forgotten."""
         now = _ts(self._now())
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             row = conn.execute(
                 "SELECT state FROM ledger WHERE profile = ? AND entity_id = ?", (profile, entity_id)
             ).fetchone()
