@@ -1,0 +1,350 @@
+"""Building the sales order: lines per mode and product type, costs, description, addresses, template, VAT mode.
+
+Every order built here is also created in the real local backend, so SnelStart's own rules check it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from client.rules.errors import OrderFailure
+from client.rules.money import line_amount
+from client.rules.salesorder import PreparedOrder, prepare_order
+from client.snelstart.base import Adres, NieuweRelatie, PrijsAfspraak
+from tests.client import orders as gen
+
+D = Decimal
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = gen.fresh_admin(tmp_path)
+    yield b
+    b.close()
+
+
+def build(tmp_path, backend, order, **sections) -> PreparedOrder:
+    prepared = prepare_order(order, gen.profile(tmp_path, **sections), backend)
+    created = backend.create_verkooporder(prepared.verkooporder)
+    if sections.get("orders", {}).get("lines") != "code_and_quantity":
+        assert created.totaal_incl_btw == D(order["totals"]["grand_total"]).quantize(D("0.01"))
+    return prepared
+
+
+def codes(backend, prepared):
+    return [backend.get_artikel(r.artikel_id).artikelcode for r in prepared.verkooporder.regels]
+
+
+# -- product types and line modes --------------------------------------------------------------------------------
+
+
+def test_configurable_is_one_line_on_the_variant_sku(tmp_path, backend):
+    line = gen.configurable("TSHIRT-ROOD-L", 2)
+    assert line["order_sku"] != line["sku"]
+    prepared = build(tmp_path, backend, gen.order([line]))
+    assert codes(backend, prepared) == ["TSHIRT-ROOD-L"]
+    assert backend.artikelen_by_code(line["order_sku"]) == []  # never an article for the raw order SKU
+
+
+def test_fixed_bundle_is_one_line_at_the_bundle_price(tmp_path, backend):
+    prepared = build(tmp_path, backend, gen.order([gen.bundle_fixed(3)]))
+    (regel,) = prepared.verkooporder.regels
+    assert codes(backend, prepared) == ["PAKKET-PROEF"]
+    # Magento's row total incl. VAT (89.85 + 8.09) wins over its rounded unit price (32.65): 4 decimals
+    assert regel.aantal == 3 and regel.stuksprijs == D("32.6467")
+    assert (
+        line_amount(regel.aantal, regel.stuksprijs)
+        == D("97.94")
+        == D(gen.bundle_fixed(3)["row_total_incl_tax"])
+    )
+
+
+def test_dynamic_bundle_is_one_line_per_selection(tmp_path, backend):
+    prepared = build(
+        tmp_path, backend, gen.order([gen.bundle_dynamic(2)]), orders={"template": "Webshop excl"}
+    )
+    assert codes(backend, prepared) == ["MOLEN-HAND", "FILTER-102", "KOF-ROBUSTA-500"]
+    assert [r.aantal for r in prepared.verkooporder.regels] == [2, 6, 4]
+    assert [r.stuksprijs for r in prepared.verkooporder.regels] == [D("41.32"), D("2.06"), D("8.49")]
+
+
+def test_customer_options_go_into_the_line_description(tmp_path, backend):
+    line = gen.item(
+        "GRAVEER-MOK",
+        1,
+        options=[{"label": "Gravering", "value": "Voor Oma"}, {"label": "Kleur", "value": "Blauw"}],
+    )
+    prepared = build(tmp_path, backend, gen.order([line]))
+    assert (
+        prepared.verkooporder.regels[0].omschrijving
+        == "Mok met gravering (Gravering: Voor Oma; Kleur: Blauw)"
+    )
+
+
+def test_lines_full_takes_magento_description_and_price(tmp_path, backend):
+    line = gen.item("MOK-WIT", 3, price=D("7.00"), name="Mok wit (actie)")
+    (regel,) = build(tmp_path, backend, gen.order([line]), orders={"lines": "full"}).verkooporder.regels
+    assert (regel.omschrijving, regel.aantal, regel.stuksprijs) == ("Mok wit (actie)", 3, D("8.47"))
+
+
+def test_lines_description_from_snelstart(tmp_path, backend):
+    line = gen.item("MOK-WIT", 3, price=D("7.00"), name="Mok wit (actie)")
+    prepared = build(tmp_path, backend, gen.order([line]), orders={"lines": "description_from_snelstart"})
+    (regel,) = prepared.verkooporder.regels
+    assert (regel.omschrijving, regel.stuksprijs) == ("Koffiemok wit", D("8.47"))
+
+
+def test_lines_code_and_quantity_with_price_agreements(tmp_path, backend):
+    klant = backend.create_relatie(
+        NieuweRelatie(
+            "Horeca Klant", Adres(None, "Plein 1", "1234 AB", "Utrecht", "NL"), email="horeca@example.nl"
+        )
+    )
+    mok = backend.artikelen_by_code("MOK-WIT")[0]
+    molen = backend.artikelen_by_code("MOLEN-HAND")[0]
+    backend.add_prijsafspraak(PrijsAfspraak(klant.id, mok.id, D("1"), prijs=D("6.00")))
+    backend.add_prijsafspraak(PrijsAfspraak(klant.id, mok.id, D("10"), prijs=D("5.00")))
+    backend.add_prijsafspraak(PrijsAfspraak(klant.id, molen.id, D("1"), kortings_percentage=D("10")))
+    order = gen.order(
+        [gen.item("MOK-WIT", 12, price=D("9.99"), name="Shopnaam", item_id=1),
+         gen.item("MOLEN-HAND", 1, price=D("99.00"), item_id=2),
+         gen.item("FILTER-102", 2, price=D("9.00"), item_id=3)],
+        email="horeca@example.nl",
+    )  # fmt: skip
+    prepared = build(
+        tmp_path, backend, order, orders={"lines": "code_and_quantity", "template": "Webshop excl"}
+    )
+    mok_r, molen_r, filter_r = prepared.verkooporder.regels
+    assert (mok_r.omschrijving, mok_r.stuksprijs, mok_r.kortings_percentage) == (
+        "Koffiemok wit",
+        D("5.00"),
+        0,
+    )
+    assert (molen_r.stuksprijs, molen_r.kortings_percentage) == (D("41.32"), D("10"))
+    assert filter_r.stuksprijs == D("2.06")  # no agreement: the article price
+    # incl. VAT template: SnelStart's price converted with the article's rate
+    incl = build(tmp_path, backend, order, orders={"lines": "code_and_quantity"})
+    assert incl.verkooporder.regels[0].stuksprijs == D("6.05")
+
+
+def test_incl_template_uses_incl_amounts_and_excl_template_excl(tmp_path, backend):
+    order = gen.order([gen.item("KOF-ARABICA-1KG", 2)])
+    incl = build(tmp_path, backend, order)
+    excl = build(tmp_path, backend, order, orders={"template": "Webshop excl"})
+    assert incl.verkooporder.prijs_incl_btw and incl.verkooporder.regels[0].stuksprijs == D(
+        "20.655"
+    )  # 41.31 / 2
+    assert not excl.verkooporder.prijs_incl_btw and excl.verkooporder.regels[0].stuksprijs == D("18.95")
+
+
+# -- discounts and costs -------------------------------------------------------------------------------------------
+
+
+def discounted_order():
+    return gen.order(
+        [gen.item("MOK-WIT", 2, discount=D("1.31"), item_id=1), gen.item("BOEK-BARISTA", 1, discount=D("2.29"), item_id=2)],
+        shipping=D("4.95"), shipping_discount=D("4.95"), fee=D("0.29"), coupon="WELKOM10",
+    )  # fmt: skip
+
+
+def test_discount_as_a_separate_line(tmp_path, backend):
+    prepared = build(tmp_path, backend, discounted_order())
+    assert codes(backend, prepared) == ["MOK-WIT", "BOEK-BARISTA", "VERZEND", "BETAALKOSTEN", "KORTING"]
+    korting = prepared.verkooporder.regels[-1]
+    assert korting.omschrijving == "Korting WELKOM10" and korting.stuksprijs < 0
+    assert prepared.verkooporder.regels[0].stuksprijs == D("7.95")  # gross price incl. VAT
+
+
+def test_discount_on_the_lines(tmp_path, backend):
+    prepared = build(tmp_path, backend, discounted_order(), orders={"discount_mode": "on_lines"})
+    assert codes(backend, prepared) == [
+        "MOK-WIT",
+        "BOEK-BARISTA",
+        "BETAALKOSTEN",
+    ]  # shipping fully discounted
+    mok = prepared.verkooporder.regels[0]
+    assert mok.kortings_percentage > 0 or mok.stuksprijs < D("7.95")
+
+
+@pytest.mark.parametrize("template", ["Webshop", "Webshop excl"])
+def test_costs_as_cost_types(tmp_path, backend, template):
+    order = gen.order(
+        [gen.item("MOK-WIT", 1, discount=D("1.00"))], shipping=D("6.95"), fee=D("1.95"), coupon="X"
+    )
+    prepared = build(tmp_path, backend, order, orders={
+        "template": template, "shipping_costs": {"cost_type": 1}, "payment_costs": {"cost_type": 1},
+        "discount": {"cost_type": 2}})  # fmt: skip
+    v = prepared.verkooporder
+    assert codes(backend, prepared) == ["MOK-WIT"] or codes(backend, prepared) == ["MOK-WIT", "AFRONDING"]
+    if template == "Webshop":
+        assert v.kostensoort_1 == D("8.41") + D("2.36") and v.kostensoort_2 == D("-1.21")
+    else:
+        assert v.kostensoort_1 == D("6.95") + D("1.95") and v.kostensoort_2 == D("-1.00")
+
+
+@pytest.mark.parametrize(
+    ("setting", "kwargs"),
+    [("shipping_costs", {"shipping": D("4.95")}), ("payment_costs", {"fee": D("0.29")}),
+     ("discount", {"lines": [gen.item("MOK-WIT", 1, discount=D("1.00"))]})],
+)  # fmt: skip
+def test_cost_settings_are_validated_only_when_needed(tmp_path, backend, setting, kwargs):
+    lines = kwargs.pop("lines", [gen.item("MOK-WIT", 1)])
+    needing = gen.order(lines, **kwargs)
+    with pytest.raises(OrderFailure, match=rf"orders\.{setting} is not set, and this order needs it"):
+        build(tmp_path, backend, needing, orders={setting: None})
+    plain = gen.order([gen.item("MOK-WIT", 1)])
+    assert build(tmp_path, backend, plain, orders={setting: None}).verkooporder.regels
+    # an unknown article is only noticed by an order that needs it, too
+    with pytest.raises(OrderFailure, match=rf"orders\.{setting}: article BESTAATNIET does not exist"):
+        build(tmp_path, backend, needing, orders={setting: {"line": "BESTAATNIET"}})
+    assert build(tmp_path, backend, plain, orders={setting: {"line": "BESTAATNIET"}}).verkooporder.regels
+
+
+def test_cost_type_not_on_the_template_is_refused_by_snelstart(tmp_path, backend):
+    backend.add_sjabloon("Zonder kosten", prijs_incl_btw=True)
+    order = gen.order([gen.item("MOK-WIT")], shipping=D("4.95"))
+    prepared = prepare_order(
+        order,
+        gen.profile(tmp_path, orders={"template": "Zonder kosten", "shipping_costs": {"cost_type": 1}}),
+        backend,
+    )
+    with pytest.raises(Exception, match="kostensoort 1 is not available"):
+        backend.create_verkooporder(prepared.verkooporder)
+
+
+# -- header ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("auto", "processing - iDEAL"), ("empty", None), ("profile", "www.koffie.example"), ("order_number", "Webshop-order 100000042")],
+)  # fmt: skip
+def test_description_modes(tmp_path, backend, mode, expected):
+    prepared = build(
+        tmp_path, backend, gen.order([gen.item("MOK-WIT")], entity_id=42), orders={"description": mode}
+    )
+    assert prepared.verkooporder.omschrijving == expected
+
+
+def test_profile_description_defaults_to_magento(tmp_path, backend):
+    prepared = build(
+        tmp_path,
+        backend,
+        gen.order([gen.item("MOK-WIT")]),
+        description=None,
+        orders={"description": "profile"},
+    )
+    assert prepared.verkooporder.omschrijving == "Magento"
+
+
+def test_addresses_from_order_keep_a_different_delivery_address(tmp_path, backend):
+    order = gen.order(
+        [gen.item("MOK-WIT")],
+        billing=gen.address(company="Kantoor BV", street=("Herengracht", "1", "3e etage")),
+        shipping_address=gen.address("Piet", "Pakket", ("Magazijnweg", "7"), "5555 MM", "Tilburg"),
+    )
+    v = build(tmp_path, backend, order, orders={"addresses": "from_order"}).verkooporder
+    assert v.factuuradres == Adres("Sanne de Vries", "Herengracht 1 3e etage", "1234 AB", "Amsterdam", "NL")
+    assert v.afleveradres == Adres(None, "Magazijnweg 7", "5555 MM", "Tilburg", "NL")
+    card = build(tmp_path, backend, order, orders={"addresses": "from_customer"}).verkooporder
+    assert card.factuuradres is None and card.afleveradres is None
+
+
+def test_virtual_order_has_no_delivery_address(tmp_path, backend):
+    v = build(tmp_path, backend, gen.order([gen.item("CADEAUBON")], shipping_address=None)).verkooporder
+    assert v.afleveradres is None and v.factuuradres is not None
+
+
+def test_header_fields(tmp_path, backend):
+    created_at = dt.datetime(2026, 3, 28, 23, 30, tzinfo=dt.UTC)  # already the 29th in Amsterdam
+    order = gen.order([gen.item("MOK-WIT")], entity_id=7, created_at=created_at, customer_note="Achterom")
+    v = build(tmp_path, backend, order).verkooporder
+    assert v.betalingskenmerk == "100000007" and v.orderreferentie == "100000007"
+    assert v.datum == dt.date(2026, 3, 29) and v.memo == "Achterom" and v.proces_status == "Order"
+
+
+def test_template_by_name_unknown_and_use_last(tmp_path, backend):
+    order = gen.order([gen.item("MOK-WIT")], email="vast@example.nl")
+    with pytest.raises(
+        OrderFailure,
+        match=r"orders.template 'Onbekend': no such verkoopsjabloon .*known: Webshop, Webshop excl",
+    ):
+        build(tmp_path, backend, order, orders={"template": "Onbekend"})
+    with pytest.raises(OrderFailure, match="orders.template is not set"):
+        build(tmp_path, backend, order, orders={"template": None})
+    first = build(tmp_path, backend, order, orders={"template": "Webshop excl"})
+    assert not first.verkooporder.prijs_incl_btw
+    # the customer's latest order used "Webshop excl": with use_last that wins over the configured template
+    again = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], entity_id=2, email="vast@example.nl"),
+                  orders={"template": "webshop", "template_use_last": True})  # fmt: skip
+    assert (
+        not again.verkooporder.prijs_incl_btw
+        and again.verkooporder.sjabloon_id == first.verkooporder.sjabloon_id
+    )
+    without = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], entity_id=3, email="vast@example.nl"),
+                    orders={"template": "Webshop", "template_use_last": False})  # fmt: skip
+    assert without.verkooporder.prijs_incl_btw
+    # a new customer has no history: the configured template
+    fresh = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], entity_id=4, email="nieuw@example.nl"),
+                  orders={"template": "Webshop", "template_use_last": True})  # fmt: skip
+    assert fresh.verkooporder.prijs_incl_btw
+
+
+def test_payment_term_only_on_new_customers(tmp_path, backend):
+    prepared = build(
+        tmp_path,
+        backend,
+        gen.order([gen.item("MOK-WIT")], email="t@example.nl"),
+        customers={"payment_term_days": 30},
+    )
+    assert prepared.relatie_created and prepared.relatie.krediettermijn == 30
+    assert prepared.verkooporder.krediettermijn is None  # the order follows the customer card
+    second = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], entity_id=2, email="t@example.nl"),
+                   customers={"payment_term_days": 8, "processing": "add_and_update"})  # fmt: skip
+    assert not second.relatie_created and backend.get_relatie(second.relatie.id).krediettermijn == 30
+
+
+def test_long_line_description_is_shortened_with_a_warning(tmp_path, backend):
+    line = gen.item("GRAVEER-MOK", 1, options=[{"label": "Gravering", "value": "x" * 300}])
+    prepared = build(tmp_path, backend, gen.order([line]))
+    assert len(prepared.verkooporder.regels[0].omschrijving) == 250
+    assert any("shortened to 250" in w for w in prepared.warnings)
+
+
+def test_agent_warnings_are_carried(tmp_path, backend):
+    order = gen.order([gen.item("MOK-WIT")])
+    order["warnings"] = ["options of item 5 could not be decoded"]
+    assert "options of item 5 could not be decoded" in build(tmp_path, backend, order).warnings
+
+
+def test_bad_amount_fails_with_the_field(tmp_path, backend):
+    order = gen.order([gen.item("MOK-WIT")])
+    order["lines"][0]["row_total"] = "twaalf"
+    with pytest.raises(OrderFailure, match="row_total: 'twaalf' is not a number"):
+        build(tmp_path, backend, order)
+
+
+# -- dry run -----------------------------------------------------------------------------------------------------------
+
+
+def test_dry_run_changes_nothing_and_describes_the_actions(tmp_path, backend):
+    order = gen.order([gen.item("NIEUW-ART", 2, price=D("3.00"))], email="droog@example.nl")
+    profile = gen.profile(tmp_path)
+    prepared = prepare_order(order, profile, backend, dry_run=True)
+    assert prepared.relatie is None and prepared.relatie_created
+    assert prepared.artikelen_created == ["NIEUW-ART"]
+    assert prepared.actions[0].startswith("create customer") and prepared.actions[1].startswith(
+        "create article NIEUW-ART"
+    )
+    assert backend.artikelen_by_code("NIEUW-ART") == []
+    assert backend.relaties_by_email("droog@example.nl", all_fields=True) == []
+    assert prepared.expected_total == D(order["totals"]["grand_total"]).quantize(D("0.01"))
+    # the real run afterwards does what the dry run announced
+    real = prepare_order(order, profile, backend)
+    assert real.actions == prepared.actions
+    assert dataclasses.replace(real.verkooporder, relatie_id="x", regels=[]) == dataclasses.replace(
+        prepared.verkooporder, relatie_id="x", regels=[]
+    )
