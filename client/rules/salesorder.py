@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from client.config import CostSetting, Profile
+from client.config import CostSetting, OrdersSettings, Profile
 from client.rules.articles import ArticleResolver
 from client.rules.customers import order_adres, resolve_customer
 from client.rules.errors import OrderFailure, fit
@@ -76,7 +76,7 @@ class _Builder:
     cost_rate: Decimal = Decimal("21")
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> OrdersSettings:
         return self.profile.orders
 
     def add(
