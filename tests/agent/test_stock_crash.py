@@ -1,0 +1,91 @@
+"""One push is one transaction: a connection killed halfway through a large push leaves no row changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+
+from agent import stock
+from tests.agent.test_stock import StockShop, build_shop
+from tests.mariadb import MariaDB
+
+PRODUCTS = 2500  # three write batches of stock.CHUNK rows per table
+
+
+def fill(shop: StockShop, msi: bool) -> list[dict[str, object]]:
+    """PRODUCTS simple products on two websites, in stock with qty 1; the push sets them all to 7."""
+    skus = [f"BULK-{n:05d}" for n in range(PRODUCTS)]
+    with shop.conn.cursor() as cur:
+        cols = "(entity_type_id, type_id, sku)" if shop.version == 1 else "(attribute_set_id, type_id, sku)"
+        cur.executemany(
+            f"INSERT INTO {shop.t('catalog_product_entity')} {cols} VALUES (%s, %s, %s)",
+            [(4, "simple", sku) for sku in skus],
+        )
+        cur.execute(
+            f"INSERT INTO {shop.t('catalog_product_website')} SELECT entity_id, 1 FROM {shop.t('catalog_product_entity')}"
+        )
+        cur.execute(
+            f"INSERT INTO {shop.t('catalog_product_website')} SELECT entity_id, 2 FROM {shop.t('catalog_product_entity')}"
+        )
+        cur.execute(
+            f"INSERT INTO {shop.t('cataloginventory_stock_item')} (product_id, stock_id, qty, is_in_stock) "
+            f"SELECT entity_id, 1, 1, 1 FROM {shop.t('catalog_product_entity')}"
+        )
+        if shop.version == 1:
+            cur.execute(
+                f"INSERT INTO {shop.t('cataloginventory_stock_status')} (product_id, website_id, stock_id, qty, "
+                f"stock_status) SELECT entity_id, 1, 1, 1, 1 FROM {shop.t('catalog_product_entity')}"
+            )
+        if msi:
+            cur.execute(
+                f"INSERT INTO {shop.t('inventory_source_item')} (source_code, sku, quantity, status) "
+                f"SELECT 'default', sku, 1, 1 FROM {shop.t('catalog_product_entity')}"
+            )
+    return [{"sku": sku, "qty": 7} for sku in skus]
+
+
+@pytest.fixture(
+    params=[(1, "", False), (2, "mage_", False), (2, "", True)], ids=["m1", "m2-prefix", "m2-msi"]
+)
+def setup(
+    request: pytest.FixtureRequest, mariadb: MariaDB, database: str
+) -> Iterator[tuple[StockShop, bool]]:
+    version, prefix, msi = request.param
+    shop = build_shop(mariadb, database, version, prefix)
+    yield shop, msi
+    shop.conn.close()
+
+
+def test_killed_connection_mid_push_changes_nothing(
+    setup: tuple[StockShop, bool], mariadb: MariaDB, database: str
+) -> None:
+    shop, msi = setup
+    items = fill(shop, msi)
+    magento = shop.magento("msi" if msi else "legacy", msi_mode="physical")
+    before = shop.snapshot()
+
+    victim = mariadb.connect(database)
+    victim.autocommit(False)
+    calls: list[str] = []
+
+    def kill_after_two_batches(table: str) -> None:
+        calls.append(table)
+        if len(calls) == 2:
+            with mariadb.connect() as killer, killer.cursor() as cur:
+                cur.execute("KILL %s", (victim.thread_id(),))
+
+    with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        stock.write_stock(victim, magento, items, hook=kill_after_two_batches)
+    assert len(calls) == 2  # the kill came after rows had been written, before the commit
+    assert shop.snapshot() == before
+
+    # A push on a fresh connection then writes everything.
+    fresh = mariadb.connect(database)
+    fresh.autocommit(False)
+    outcome = stock.write_stock(fresh, magento, items)
+    fresh.close()
+    assert outcome.counts()["updated"] == PRODUCTS
+    after = shop.snapshot()
+    assert {row[3] for row in after["cataloginventory_stock_item"]} == {7}
