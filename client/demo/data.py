@@ -295,6 +295,8 @@ def build_orders(shop: Shop, count: int, known_codes: dict[str, int], *, seed: i
             payment=method,
             payment_info={"method_title": _title(method)},
             state=state,
+            # Magento 2's own numbering; it never clashes with the sample administration's history.
+            number=f"{index + 1:09d}",
             age_seconds=int((10 * 24 * 3600) * (count - index) / count) + 600,
             **columns,
         )

@@ -1,0 +1,127 @@
+"""`koppel demo` as the README's first command runs it: a subprocess, its summary, its clean-up."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from client.demo.run_demo import MARKER, DemoError, prepare_folder
+from tests.mariadb import MariaDB
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def demo(folder: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", "demo", "--dir", str(folder), "--orders", "24", *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def databases(server: MariaDB) -> set[str]:
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'koppel_demo%'")
+        return {row[0] for row in cur.fetchall()}
+
+
+def orders_by_reference(admin: Path) -> dict[str, int]:
+    with sqlite3.connect(admin) as conn:
+        rows = conn.execute(
+            "SELECT betalingskenmerk, COUNT(*) FROM verkooporders WHERE betalingskenmerk IS NOT NULL "
+            "GROUP BY betalingskenmerk"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: MariaDB) -> None:
+    folder = tmp_path / "koppel-demo"
+    done = demo(folder)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "Traceback" not in out + done.stderr
+
+    database = re.search(r"database (koppel_demo_\w+)", out).group(1)  # type: ignore[union-attr]
+    url = re.search(r"koppel-agent serve on (http://127\.0\.0\.1:\d+)", out).group(1)  # type: ignore[union-attr]
+    imported = int(re.search(r"Orders imported:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    matched, created = map(int, re.search(r"Customers:\s+(\d+) matched, (\d+) created", out).groups())  # type: ignore[union-attr]
+    assert "24 orders" in out
+    # 24 orders: one awaits payment and one is canceled; every other order is imported.
+    assert imported == 22
+    assert matched > 0 and created > 0 and matched + created == imported
+    assert re.search(r"Articles created:\s+[1-9]", out)
+    assert "Web stock:" in out
+    assert "0 new orders imported" in out
+    assert f"--config {folder.resolve() / 'client.yml'} status" in out
+
+    # SnelStart holds each imported order exactly once, and the ledger agrees.
+    counts = orders_by_reference(folder / "administratie.sqlite")
+    with sqlite3.connect(folder / "koppel-state.sqlite") as state:
+        ledger = [row[0] for row in state.execute("SELECT number FROM ledger WHERE state = 'done'")]
+    assert len(ledger) == imported
+    assert all(counts.get(number) == 1 for number in ledger)
+    # The sample administration's own history (one earlier web order) is untouched.
+    assert len(counts) == imported + 1
+
+    # Clean-up: the agent is gone and its database dropped; the files stay for `koppel status` / `koppel log`.
+    assert database not in databases(mariadb)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/v1/health", timeout=3)
+    status = subprocess.run(
+        [sys.executable, "-m", "client.cli", "status", "--config", str(folder / "client.yml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "Now: Gereed" in status.stdout
+    # The last run is the demo's second import: nothing new, the unpaid order still waiting.
+    assert re.search(r"import_orders_and_export_stock:\n    last run:  .* \(manual\) — ok", status.stdout)
+    assert "0 orders imported, 1 deferred" in status.stdout
+
+
+def test_demo_keep_leaves_a_live_setup_that_the_next_demo_removes(tmp_path: Path, mariadb: MariaDB) -> None:
+    folder = tmp_path / "demo"
+    first = demo(folder, "--keep")
+    assert first.returncode == 0, first.stdout + first.stderr
+    database = re.search(r"database (koppel_demo_\w+)", first.stdout).group(1)  # type: ignore[union-attr]
+    url = re.search(r"koppel-agent serve on (http://127\.0\.0\.1:\d+)", first.stdout).group(1)  # type: ignore[union-attr]
+    try:
+        assert database in databases(mariadb)
+        assert requests.get(f"{url}/v1/health", timeout=5).json() == {"status": "ok"}
+        # The kept setup answers the commands the summary suggests.
+        config = str(folder / "client.yml")
+        check = subprocess.run(
+            [sys.executable, "-m", "client.cli", "test-connection", "--config", config],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "FOUT" not in check.stdout and "Magento 2" in check.stdout
+    finally:
+        second = demo(folder)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert database not in databases(mariadb)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/v1/health", timeout=3)
+
+
+def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
+    (tmp_path / "thesis.docx").write_text("precious", encoding="utf-8")
+    with pytest.raises(DemoError, match="not empty"):
+        prepare_folder(tmp_path)
+    assert (tmp_path / "thesis.docx").read_text(encoding="utf-8") == "precious"
+    fresh = tmp_path / "new"
+    prepare_folder(fresh)
+    assert (fresh / MARKER).exists()
