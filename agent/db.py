@@ -185,26 +185,29 @@ def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
 
 _ORDER_TABLES = {
     2: ["sales_order", "sales_order_item", "sales_order_address", "sales_order_payment", "sales_order_tax",
-        "store", "customer_entity", "eav_attribute", "catalog_product_entity"],
+        "store", "customer_entity_varchar", "eav_attribute", "eav_entity_type", "catalog_product_entity"],
     1: ["sales_flat_order", "sales_flat_order_item", "sales_flat_order_address", "sales_flat_order_payment",
-        "sales_order_tax", "core_store", "customer_entity", "eav_attribute", "catalog_product_entity"],
+        "sales_order_tax", "core_store", "customer_entity_varchar", "eav_attribute", "eav_entity_type",
+        "catalog_product_entity"],
 }  # fmt: skip
-# table -> privileges the stock writer needs on it, besides SELECT
+# table -> privileges the stock writer needs on it, besides SELECT (INSERT: rows missing in Magento are created;
+# the list agrees with docs/GRANTS.md, which tests/agent/test_grants.py applies)
 _STOCK_WRITES = {
-    (2, "legacy"): {"cataloginventory_stock_item": ("UPDATE",), "indexer_state": ("UPDATE",)},
+    (2, "legacy"): {"cataloginventory_stock_item": ("INSERT", "UPDATE"), "indexer_state": ("UPDATE",)},
     (2, "msi"): {
         "inventory_source_item": ("INSERT", "UPDATE"),
-        "cataloginventory_stock_item": ("UPDATE",),
+        "cataloginventory_stock_item": ("INSERT", "UPDATE"),
         "indexer_state": ("UPDATE",),
     },
     (1, "legacy"): {
-        "cataloginventory_stock_item": ("UPDATE",),
+        "cataloginventory_stock_item": ("INSERT", "UPDATE"),
         "cataloginventory_stock_status": ("INSERT", "UPDATE"),
     },
 }
 _STOCK_READS = {
     (2, "legacy"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state"],
-    (2, "msi"): ["catalog_product_entity", "inventory_reservation", "inventory_source", "core_config_data"],
+    (2, "msi"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state",
+                 "inventory_reservation", "inventory_source", "inventory_source_stock_link"],
     (1, "legacy"): ["catalog_product_entity", "catalog_product_website", "catalog_product_super_link",
                     "core_config_data", "index_process"],
 }  # fmt: skip
