@@ -101,7 +101,7 @@ class AgentServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "gunicorn.log"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
         env = dict(os.environ, KOPPEL_AGENT_CONFIG=str(self.config_path))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -131,9 +131,9 @@ class AgentServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the agent exited at start-up:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                if requests.get(self.url + "/v1/health", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
                 pass
             time.sleep(0.1)
         self.stop()
