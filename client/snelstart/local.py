@@ -51,6 +51,8 @@ CENT = Decimal("0.01")
 # administration's setting. "Order" (the concept order "zonder afdruk") has no level: the manual (5.2) says
 # SnelStart treats it as parked input that never lowers stock, which is why koppel subtracts open web orders
 # itself. There is no procesStatus for a backorder, so "BackOrder" behaves as "from Bevestiging on".
+# Technische voorraad is whatever the administration set (set_technische_voorraad); orders never book it down
+# here, so an invoiced order keeps lowering free stock through its level instead.
 NIVEAU_LEVEL = {
     "Alle": 10,
     "Offerte": 20,

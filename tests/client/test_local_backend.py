@@ -11,6 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from client.rules import normalize
 from client.snelstart.base import (
@@ -515,6 +517,22 @@ def test_vat_is_rounded_per_rate_not_per_line() -> None:
     assert order_totals([(dime, D("21"))] * 3, prijs_incl_btw=True) == (D("0.25"), D("0.30"))
     assert line_total(D("1.25"), D("10"), D("0")) == D("12.50")
     assert line_total(D("3"), D("0.335"), D("0")) == D("1.01")  # 1.005 rounds half up
+
+
+cents = st.decimals(min_value=D("-500"), max_value=D("5000"), places=2)
+rates = st.sampled_from([D("0"), D("9"), D("21")])
+
+
+@given(st.lists(st.tuples(cents, rates), max_size=12))
+def test_totals_keep_the_entered_side_exact(amounts: list[tuple[Decimal, Decimal]]) -> None:
+    entered = sum((a for a, _ in amounts), D("0"))
+    excl, incl = order_totals(amounts, prijs_incl_btw=True)
+    assert incl == entered and excl == excl.quantize(D("0.01"))
+    vat = incl - excl
+    assert abs(vat - sum((a * r / (100 + r) for a, r in amounts), D("0"))) <= D("0.005") * 3
+    excl2, incl2 = order_totals(amounts, prijs_incl_btw=False)
+    assert excl2 == entered
+    assert abs(incl2 - excl2 - sum((a * r / 100 for a, r in amounts), D("0"))) <= D("0.005") * 3
 
 
 def test_last_order_sjabloon_and_betalingskenmerk(sample: LocalBackend) -> None:
