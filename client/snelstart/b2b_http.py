@@ -43,6 +43,11 @@ class OutcomeUnknown(SnelStartUnavailable):
     """A write was sent but no answer came back: SnelStart may or may not have stored it."""
 
 
+class AccessRefused(SnelStartUnavailable):
+    """SnelStart refused the koppelsleutel, the subscription key or a scope. Not the fault of any one order, so
+    it stops the run (an "unavailable" to the engine) instead of failing the order being written."""
+
+
 class NotFound(SnelStartRefusal):
     """HTTP 404 on a resource by id."""
 
@@ -253,7 +258,7 @@ class TokenProvider:
                     return token, lifetime
                 if resp.status_code in (400, 401, 403):
                     # Retrying a refused key only burns calls: the koppelsleutel is wrong or revoked.
-                    raise SnelStartRefusal(
+                    raise AccessRefused(
                         f"SnelStart refused the koppelsleutel (HTTP {resp.status_code} from {self.auth_url}); "
                         "check snelstart.client_key in client.yml or create a new key in SnelStart web"
                     )
@@ -408,12 +413,12 @@ class B2BHttp:
                     problem = f"HTTP {status}"
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 elif status == 401:
-                    raise SnelStartRefusal(
+                    raise AccessRefused(
                         f"SnelStart refused access twice (HTTP 401: {_error_text(resp)}); check the koppelsleutel "
                         "and the subscription key"
                     )
                 elif status == 403:
-                    raise SnelStartRefusal(
+                    raise AccessRefused(
                         f"SnelStart {method} {path}: not allowed (HTTP 403, the key lacks a scope): {_error_text(resp)}"
                     )
                 else:

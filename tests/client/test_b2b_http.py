@@ -12,7 +12,7 @@ import requests
 
 from client.snelstart import b2b_http as h
 from client.snelstart.b2b import B2BBackend
-from client.snelstart.base import NieuweVerkooporder, OrderRegel, SnelStartRefusal, SnelStartUnavailable
+from client.snelstart.base import NieuweVerkooporder, OrderRegel, SnelStartUnavailable
 from client.snelstart.secrets import Secret
 from tests.client.b2b_fake import FakeSnelStart
 from tests.client.conftest_b2b import FAST_RETRY, make_b2b_backend
@@ -95,7 +95,7 @@ def test_wrong_subscription_key_is_refused_without_looping(b2b_fake: FakeSnelSta
         retry=FAST_RETRY,
         timeout=(2, 2),
     )
-    with pytest.raises(SnelStartRefusal, match="401"):
+    with pytest.raises(h.AccessRefused, match="401"):
         backend.http.get("/landen")
     assert len(b2b_fake.calls) == 2  # the call and its one repeat with a new token
     backend.close()
@@ -110,7 +110,7 @@ def test_wrong_client_key_is_refused_at_once(b2b_fake: FakeSnelStart, tmp_path: 
         auth_url=b2b_fake.auth_url,
         retry=FAST_RETRY,
     )
-    with pytest.raises(SnelStartRefusal, match="koppelsleutel"):
+    with pytest.raises(h.AccessRefused, match="koppelsleutel"):
         backend.administration_name()
     assert b2b_fake.token_requests == 1
     backend.close()
