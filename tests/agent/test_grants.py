@@ -1,0 +1,166 @@
+"""Least privilege: a MariaDB user holding exactly the grants of docs/GRANTS.md runs the order feed,
+diagnostics, `koppel-agent check` and every stock call, and is refused everything else."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pymysql
+import pytest
+import yaml
+
+from agent.app import create_app
+from agent.cli import run_check
+from agent.config import config_from_dict
+from client.demo.shop import Shop
+from tests.agent.conftest import SigningClient, config_dict
+from tests.agent.test_stock import StockShop
+from tests.mariadb import MariaDB
+
+GRANTS = Path(__file__).resolve().parents[2] / "docs" / "GRANTS.md"
+
+
+def grant_statements(version: int, database: str, prefix: str, user: str, *, schedule: bool) -> list[str]:
+    """The SQL of GRANTS.md for one Magento version, with database, prefix and user filled in."""
+    text = GRANTS.read_text(encoding="utf-8")
+    sections = re.split(r"^### ", text, flags=re.M)
+    heading = "Magento 2" if version == 2 else "Magento 1"
+    [section] = [s for s in sections if s.startswith(heading)]
+    blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.S)
+    if not schedule:
+        blocks = [b for b in blocks if "_cl`" not in b]
+    out = []
+    for block in blocks:
+        for line in block.splitlines():
+            line = line.strip()
+            if not line.startswith("GRANT "):
+                continue
+            line = line.replace("`magento`.", f"`{database}`.").replace("{prefix}", prefix)
+            out.append(line.replace("'koppel'@'localhost'", user).rstrip(";"))
+    assert out, f"no GRANT statements for {heading} in {GRANTS}"
+    return out
+
+
+@pytest.fixture
+def restricted(mariadb: MariaDB) -> Iterator[tuple[str, str, str]]:
+    """A fresh user (name, password, 'name'@'host' as the server sees this machine); dropped afterwards."""
+    name = f"koppel_g_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")
+        host = cur.fetchone()[0]
+        account = f"'{name}'@'{host}'"
+        cur.execute(f"CREATE USER {account} IDENTIFIED BY %s", (password,))
+    yield name, password, account
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS {account}")
+
+
+CASES = [(1, ""), (2, "mage_"), (2, "")]
+
+
+@pytest.mark.parametrize(("version", "prefix"), CASES, ids=["m1", "m2-msi-prefix", "m2-msi-schedule"])
+def test_agent_runs_with_exactly_the_documented_grants(
+    mariadb: MariaDB,
+    database: str,
+    tmp_path: Path,
+    restricted: tuple[str, str, str],
+    version: int,
+    prefix: str,
+) -> None:
+    name, password, account = restricted
+    schedule = version == 2 and prefix == ""
+    root = mariadb.connect(database)
+    shop = Shop.install(root, version, prefix, parts=("core", "stock"))
+    stock_shop = StockShop(root, version, prefix)
+    tee = stock_shop.product("TEE", type_id="configurable", qty=0, in_stock=1)
+    tee_s = stock_shop.product("TEE-S", qty=1, in_stock=1, source_qty=1 if version == 2 else None)
+    stock_shop.product("MUG", qty=0, in_stock=0, source_qty=0 if version == 2 else None)
+    stock_shop.product("NEW", stock_item=False)  # no stock rows at all: INSERTs are needed
+    stock_shop.link(tee, [tee_s])
+    customer = shop.customer(email="jan@example.nl", attributes={"klantcode": "1042"})
+    shop.order(items=[{"sku": "MUG", "qty": 2, "price": "7.50"}], customer=customer)
+    if schedule:
+        stock_shop.schedule(
+            "cataloginventory_stock",
+            triggers=True,
+            watched="cataloginventory_stock_item",
+            column="product_id",
+        )
+        stock_shop.schedule(
+            "inventory", triggers=True, watched="inventory_source_item", column="source_item_id"
+        )
+    with root.cursor() as cur:
+        for statement in grant_statements(version, database, prefix, account, schedule=schedule):
+            cur.execute(statement)
+
+    data = config_dict(
+        mariadb,
+        database,
+        tmp_path / "state",
+        database={"user": name, "password": password},
+        magento={"table_prefix": prefix, "session_time_zone": "+00:00"},
+    )
+    config_file = tmp_path / "agent.yml"
+    config_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    said: list[str] = []
+    assert run_check(config_file, said.append) == 0, said
+    client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+
+    feed = client.get("/v1/orders", [("created_from", "2000-01-01T00:00:00Z")])
+    assert feed.status_code == 200, feed.get_data(as_text=True)
+    [order] = feed.get_json()["orders"]
+    assert order["customer"]["attributes"] == {"klantcode": "1042"}
+    assert [line["sku"] for line in order["lines"]] == ["MUG"]
+    assert client.get("/v1/diagnostics").status_code == 200
+
+    items = [
+        {"sku": "TEE-S", "qty": 0},
+        {"sku": "MUG", "qty": 3},
+        {"sku": "NEW", "qty": 2},
+        {"sku": "TEE", "qty": 1},
+    ]
+    pushed = client.post("/v1/stock", json.dumps({"request_id": "grants", "items": items}).encode())
+    assert pushed.status_code == 200, pushed.get_data(as_text=True)
+    assert [r["status"] for r in pushed.get_json()["results"]] == [
+        "updated",
+        "updated",
+        "updated",
+        "not_managed",
+    ]
+    assert stock_shop.item(tee)["is_in_stock"] == 0
+    new_id = stock_shop.run(
+        f"SELECT entity_id FROM {stock_shop.t('catalog_product_entity')} WHERE sku = 'NEW'"
+    )[0]
+    assert stock_shop.item(new_id["entity_id"])["qty"] == Decimal(2)
+    if version == 1:
+        assert stock_shop.status(tee) == {1: (Decimal(0), 0)}
+    else:
+        assert stock_shop.source("MUG") == (Decimal(3), 1)
+        assert stock_shop.indexer("inventory") == ("valid" if schedule else "invalid")
+
+    levels = client.get("/v1/stock", [("sku", "MUG")]).get_json()["items"]
+    assert levels[0]["qty"] == "3.0000"
+    skus = client.get("/v1/skus").get_json()["skus"]
+    assert [s["sku"] for s in skus] == ["TEE", "TEE-S", "MUG", "NEW"]
+
+    # And nothing beyond the documented grants.
+    limited = pymysql.connect(
+        host=mariadb.host, port=mariadb.port, user=name, password=password, database=database, autocommit=True
+    )
+    with limited, limited.cursor() as cur:
+        for forbidden in (
+            f"DELETE FROM `{prefix}cataloginventory_stock_item`",
+            f"SELECT * FROM `{prefix}customer_entity`",
+            f"UPDATE `{prefix}catalog_product_entity` SET sku = sku",
+            f"CREATE TABLE `{prefix}koppel_probe` (id int)",
+        ):
+            with pytest.raises(pymysql.err.OperationalError) as refused:
+                cur.execute(forbidden)
+            assert refused.value.args[0] in (1142, 1044), forbidden
+    root.close()
