@@ -85,6 +85,8 @@ def _schemas(cfg: AgentConfig) -> dict[str, Any]:
             "product_missing": {"type": "boolean"},
         }
     )
+    # An addition of the feed beyond AGENT-API.md: where a bundle's money is (parent or children).
+    line["properties"]["bundle_price_type"] = {"enum": ["fixed", "dynamic", None]}
     order = _obj(
         {
             "id": INT,
@@ -217,7 +219,7 @@ def _schemas(cfg: AgentConfig) -> dict[str, Any]:
             "type": "object",
             "required": ["request_id", "items"],
             "properties": {
-                "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
                 "items": {
                     "type": "array",
                     "maxItems": cfg.limits.max_stock_items,
@@ -242,7 +244,7 @@ def _schemas(cfg: AgentConfig) -> dict[str, Any]:
                             "status": stock_status,
                             "qty": MONEY_OR_NULL,
                             "in_stock": {"type": ["boolean", "null"]},
-                            "message": TEXT,
+                            "message": TEXT_OR_NULL,
                         },
                     },
                 },
@@ -329,6 +331,7 @@ def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) ->
 def document(cfg: AgentConfig) -> dict[str, Any]:
     """The OpenAPI 3.1 document for an agent running with ``cfg``."""
     page = cfg.limits.max_page_size
+    sku_page = max(page, cfg.limits.max_stock_items)
     header_scheme = {"type": "apiKey", "in": "header"}
     return {
         "openapi": "3.1.0",
@@ -447,7 +450,16 @@ def document(cfg: AgentConfig) -> dict[str, Any]:
                     _ok("SkuPage", "one page of SKUs"),
                     parameters=[
                         _query("after", {"type": "string"}, "cursor from a previous answer"),
-                        _query("limit", {"type": "integer", "minimum": 1, "maximum": page}, "page size"),
+                        _query(
+                            "limit",
+                            {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": sku_page,
+                                "default": min(1000, sku_page),
+                            },
+                            "page size",
+                        ),
                     ],
                 )
             },
