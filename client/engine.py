@@ -133,6 +133,7 @@ class OrderImporter:
         self.defer_states = set(orders.defer_states or ())
         self.defer_days = orders.defer_days
         self.unique_reference = orders.unique_payment_reference
+        self.current_order: dict | None = None
 
     # -- journal: the state log, or the dry run's printout -----------------------------------------------
     def log(
@@ -251,6 +252,7 @@ class OrderImporter:
 
     def _import(self, order: dict, entry: Any) -> str:
         eid, number = int(order["id"]), str(order["number"])
+        self.current_order = order
         kenmerk = number
         pending = entry is not None and entry.state == "pending"
         if pending or self.unique_reference:
@@ -382,10 +384,10 @@ class OrderImporter:
         )
 
     def _count_customer(self, prepared: Any, relatie: Any, number: str) -> None:
-        name = relatie.naam if relatie is not None else "?"
         code = relatie.relatiecode if relatie is not None else None
         if prepared.relatie_created:
             self.result.customers_created += 1
+            name = relatie.naam if relatie is not None else _customer_name(self.current_order)
             what = "would be created" if self.dry_run else f"created as relatie {code}"
             self.log("info", f"Customer {name} {what} (Magento order {number})", essential=True, order=number)
             return
@@ -393,30 +395,49 @@ class OrderImporter:
         if prepared.relatie_updated:
             self.result.customers_updated += 1
             verb = "would be updated" if self.dry_run else "updated"
+            name = relatie.naam if relatie is not None else "?"
             self.log(
                 "info", f"Customer {name} (relatie {code}) {verb} (Magento order {number})", essential=True
             )
 
     def _describe(self, order: dict, prepared: Any, relatie: Any) -> None:
         vo = prepared.verkooporder
-        who = (
-            f"new relatie {relatie.naam}"
-            if prepared.relatie_created and relatie is not None
-            else f"relatie {relatie.relatiecode} {relatie.naam}"
-            if relatie is not None
-            else "a new relatie"
-        )
+        if relatie is not None and not prepared.relatie_created:
+            who = f"relatie {relatie.relatiecode} {relatie.naam}"
+        else:
+            who = f"new relatie {relatie.naam if relatie is not None else _customer_name(order)}"
         lines = self.result.lines
         lines.append(
             f"Magento order {order['number']}: would create a verkooporder for {who}, betalingskenmerk "
             f"{vo.betalingskenmerk}, {len(vo.regels)} line(s), Magento total {order['totals']['grand_total']}"
         )
         for regel in vo.regels:
-            lines.append(f"    {regel.aantal} × {regel.omschrijving} à {regel.stuksprijs}")
+            lines.append(
+                f"    {regel.aantal} × {self._artikel_label(regel.artikel_id)}{regel.omschrijving} à {regel.stuksprijs}"
+            )
         for cost, label in ((vo.kostensoort_1, "kostensoort 1"), (vo.kostensoort_2, "kostensoort 2")):
             if cost:
                 lines.append(f"    {label}: {cost}")
         lines.extend(f"    {action}" for action in prepared.actions)
+
+    def _artikel_label(self, artikel_id: str | None) -> str:
+        """ "code (SnelStart description): " of an existing article; empty for text lines and new articles."""
+        if artikel_id is None:
+            return ""
+        try:
+            artikel = self.backend.get_artikel(artikel_id)
+        except (SnelStartRefusal, ValueError):  # a dry run's placeholder id for an article not created
+            return ""
+        return f"{artikel.artikelcode} ({artikel.omschrijving}): " if artikel is not None else ""
+
+
+def _customer_name(order: dict | None) -> str:
+    if not order:
+        return "?"
+    customer = order.get("customer") or {}
+    billing = order.get("billing_address") or {}
+    billing_name = " ".join(p for p in (billing.get("firstname"), billing.get("lastname")) if p)
+    return customer.get("name") or billing.get("company") or billing_name or customer.get("email") or "?"
 
 
 def _retry_lists(importer: OrderImporter, agent: AgentClient, progress: Progress | None) -> None:
