@@ -65,6 +65,7 @@ class Shop:
         self.version = version
         self.prefix = prefix
         self._numbers = count(1)
+        self._tables: dict[str, bool] = {}
         if version == 2:
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
@@ -107,6 +108,15 @@ class Shop:
     def _commit(self) -> None:
         if not self.conn.get_autocommit():
             self.conn.commit()
+
+    def has_table(self, name: str) -> bool:
+        if name not in self._tables:
+            found = self._one(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                (self.prefix + name,),
+            )
+            self._tables[name] = bool(found)
+        return self._tables[name]
 
     def db_now(self) -> datetime:
         """The database's UTC clock (naive), which the agent's settle rule is measured against."""
@@ -228,7 +238,8 @@ class Shop:
         }
         if self.version == 1:
             name_row["entity_type_id"] = 4
-        self._insert("catalog_product_entity_varchar", name_row)
+        if self.has_table("catalog_product_entity_varchar"):  # absent from the M1 reference schema
+            self._insert("catalog_product_entity_varchar", name_row)
         for website_id in websites:
             self._insert("catalog_product_website", {"product_id": product_id, "website_id": website_id})
         for child in children:
