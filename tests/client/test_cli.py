@@ -1,0 +1,233 @@
+"""The `koppel` command line: help everywhere, --config anywhere, one-sentence errors, exit codes, and the
+commands that need no agent (profiles, snelstart init, autostart, refusals of run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from client import autostart
+from client.cli import hoist_global_options, main
+from client.connection_test import _date_skew, _skew_check
+from client.snelstart.local_init import init_local
+from tests.client.conftest import client_profile, write_client_config
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = [
+    ["run"], ["schedule"], ["status"], ["log"], ["test-connection"], ["agent"], ["profiles"], ["autostart"],
+    ["snelstart", "init"], ["demo"], ["snelstart"],
+]  # fmt: skip
+
+
+def koppel(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=True)
+    profile = client_profile("http://127.0.0.1:9", admin, tasks={"import_orders": {"interval": "15m"}})
+    return write_client_config(tmp_path, [profile])
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
+def test_every_command_has_help(command: list[str], capsys) -> None:  # noqa: ANN001
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: koppel" in out and " ".join(command) in out
+
+
+def test_global_options_are_moved_in_front() -> None:
+    assert hoist_global_options(["status", "--config", "a.yml"]) == ["--config", "a.yml", "status"]
+    assert hoist_global_options(["log", "--config=a.yml", "--debug", "-v"]) == [
+        "--config=a.yml",
+        "--debug",
+        "log",
+        "-v",
+    ]
+    assert hoist_global_options(["agent", "GET", "/x", "--", "--config"]) == [
+        "agent",
+        "GET",
+        "/x",
+        "--",
+        "--config",
+    ]
+
+
+def test_config_before_after_and_from_the_environment(config_path: Path, tmp_path: Path) -> None:
+    for args in (["--config", str(config_path), "profiles"], ["profiles", "--config", str(config_path)]):
+        done = koppel(*args)
+        assert done.returncode == 0, done.stderr
+        assert (
+            "shop" in done.stdout
+            and "snelstart: local" in done.stdout
+            and "import_orders every 15m" in done.stdout
+        )
+    env = dict(os.environ, KOPPEL_CONFIG=str(config_path))
+    assert "shop: test shop" in koppel("profiles", env=env, cwd=tmp_path).stdout
+    # ./client.yml in the current folder is found too.
+    env.pop("KOPPEL_CONFIG")
+    assert "shop: test shop" in koppel("profiles", env=env, cwd=tmp_path).stdout
+
+
+def test_errors_are_one_sentence_unless_debug(config_path: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        config_path.read_text().replace("processing: add", "procesing: add", 1), encoding="utf-8"
+    )
+    done = koppel("status", "--config", str(broken))
+    assert done.returncode == 1
+    assert done.stderr.startswith("koppel: ") and "procesing" in done.stderr and " line " in done.stderr
+    assert "Traceback" not in done.stderr
+    missing = koppel("status", "--config", str(tmp_path / "nope.yml"))
+    assert (
+        missing.returncode == 1
+        and missing.stderr.strip() == f"koppel: --config {tmp_path / 'nope.yml'}: no such file"
+    )
+    debug = koppel("--debug", "status", "--config", str(tmp_path / "nope.yml"))
+    assert "Traceback" in debug.stderr
+    usage = koppel("run", "--task", "export_stock", "--config", str(config_path))
+    assert usage.returncode == 2 and "unknown task" in usage.stderr
+    unknown = koppel("run", "--profile", "elders", "--config", str(config_path))
+    assert unknown.returncode == 1 and "no profile named 'elders'" in unknown.stderr
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from client.locking import ProfileLock
+ProfileLock(Path(sys.argv[1]), "shop", what="import_orders (schedule)").acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_manual_run_while_the_profile_runs_elsewhere_exits_non_zero(
+    config_path: Path, tmp_path: Path
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "koppel-state.sqlite")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        done = koppel("run", "--config", str(config_path))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert done.returncode == 3
+    assert "already running" in done.stdout and f"process {holder.pid}" in done.stdout
+
+
+def test_paused_profile_needs_force(tmp_path: Path) -> None:
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=False)
+    config = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", admin, paused=True)])
+    paused = koppel("run", "--config", str(config))
+    assert paused.returncode == 3 and "--force" in paused.stdout
+    forced = koppel("run", "--force", "--config", str(config))
+    # It really runs now, and tells why it could not finish: nothing listens on port 9.
+    assert forced.returncode == 1
+    assert "cannot reach the agent" in forced.stdout
+    assert "Traceback" not in forced.stdout + forced.stderr
+
+
+def test_snelstart_init_creates_once(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    target = tmp_path / "nieuw.sqlite"
+    assert main(["snelstart", "init", "--local", str(target), "--sample"]) == 0
+    assert "with sample data" in capsys.readouterr().out
+    from client.snelstart.local import LocalBackend
+
+    with LocalBackend(target) as backend:
+        assert {t.omschrijving for t in backend.sjablonen()} >= {"Webshop", "Webshop excl"}
+    before = target.stat().st_mtime_ns
+    assert main(["snelstart", "init", "--local", str(target)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert target.stat().st_mtime_ns == before
+
+
+def test_test_connection_reports_each_failure_with_a_fix(tmp_path: Path) -> None:
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=True)
+    profile = client_profile("http://127.0.0.1:9", admin, orders={"template": "Bestaat niet"})
+    config = write_client_config(tmp_path, [profile])
+    done = koppel("test-connection", "--config", str(config))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    agent_line = next(line for line in lines if "agent reachable" in line)
+    assert (
+        agent_line.strip().startswith("FOUT") and "connection refused" in agent_line and "fix:" in agent_line
+    )
+    assert any(line.strip().startswith("OK   SnelStart (local)") for line in lines)
+    template = next(line for line in lines if "template:" in line)
+    assert template.strip().startswith("FOUT") and "'Bestaat niet'" in template and "Webshop" in template
+
+
+def test_clock_skew_check() -> None:
+    mine = dt.datetime(2026, 12, 3, 12, 0, 0, tzinfo=dt.UTC)
+    response = requests.Response()
+    response.headers["Date"] = "Thu, 03 Dec 2026 12:07:00 GMT"
+    skew = _date_skew(response, lambda: mine)
+    assert skew == 420
+    far = _skew_check(skew)
+    assert not far.ok and "ahead of" in far.detail and far.fix
+    assert _skew_check(-30).ok and "behind" in _skew_check(-30).detail
+    assert _skew_check(0.4).ok and _skew_check(None).ok
+
+
+def test_agent_command_refuses_bad_input(config_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["agent", "GET", "/v1/diagnostics", "--data", "{nope", "--config", str(config_path)]) == 2
+    assert "--data is not valid JSON" in capsys.readouterr().err
+    assert main(["agent", "GET", "https://elsewhere/v1", "--config", str(config_path)]) == 2
+    assert "starting with /" in capsys.readouterr().err
+
+
+def test_autostart_xdg_entry_written_and_removed_in_a_temp_home(config_path: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    env["HOME"] = str(home)
+    done = koppel("autostart", "install", "--method", "xdg", "--config", str(config_path), env=env)
+    assert done.returncode == 0, done.stderr
+    entry = home / ".config" / "autostart" / "koppel-schedule.desktop"
+    text = entry.read_text(encoding="utf-8")
+    assert f"Exec={sys.executable} -m client.cli --config {config_path.resolve()} schedule" in text
+    assert "Type=Application" in text
+    removed = koppel("autostart", "remove", "--method", "xdg", env=env)
+    assert removed.returncode == 0 and not entry.exists()
+
+
+def test_autostart_systemd_unit_and_windows_task(config_path: Path, tmp_path: Path) -> None:
+    result = autostart.install(config_path, method="systemd", home=tmp_path, activate=False)
+    unit = Path(result.location)
+    assert unit == tmp_path / ".config" / "systemd" / "user" / "koppel-schedule.service"
+    text = unit.read_text(encoding="utf-8")
+    assert f"ExecStart={sys.executable} -m client.cli --config {config_path.resolve()} schedule" in text
+    assert "WantedBy=default.target" in text and "Restart=on-failure" in text
+    autostart.remove(method="systemd", home=tmp_path, activate=False)
+    assert not unit.exists()
+    args = autostart.windows_create_args(config_path)
+    assert args[:5] == ["schtasks", "/Create", "/TN", "koppel schedule", "/TR"]
+    assert args[6:] == ["/SC", "ONLOGON", "/RL", "LIMITED", "/F"]
+    assert "schedule" in args[5] and str(config_path.resolve()) in args[5]
+    with pytest.raises(autostart.AutostartError, match="no such configuration"):
+        autostart.install(tmp_path / "missing.yml", method="xdg", home=tmp_path)
