@@ -7,9 +7,10 @@ dicts straight into the engine's per-order step (``client.engine.OrderImporter.h
 customer matching/creation, article resolution/creation, sales order creation, ledger and log writes in the
 real state file). There is no agent in this loop: HTTP paging is measured by ``bench/feed.py``.
 
-Prints the time per order with the administration at ``--small-relaties`` relaties and again at
-``--relaties`` relaties (matching must not grow with the number of relaties), and orders per second for the
-full ``--orders`` import at ``--relaties``.
+Builds ``--small-relaties`` relaties and ``--artikelen`` artikelen, copies that administration, grows the
+original to ``--relaties`` relaties, then measures both sizes in alternation (so that the machine's load falls
+on both alike): customer matching alone (read-only) and the whole per-order step. Finally imports ``--orders``
+orders in total into the large one and prints orders per second.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import sqlite3
 import sys
 import tempfile
 import time
@@ -258,92 +260,128 @@ def import_batch(importer: OrderImporter, orders: list[dict]) -> float:
     return time.perf_counter() - start
 
 
+class Side:
+    """One administration with its own state file and importer."""
+
+    def __init__(self, folder: Path, admin: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.backend = LocalBackend(admin)
+        self.config = load_client_config(write_config(folder, admin))
+        self.profile = self.config.profile("bench")
+        self.state = StateStore(self.config.state)
+        self.result = ImportResult(profile="bench")
+        self.importer = OrderImporter(
+            self.profile, self.backend, self.state, self.result, zone=self.config.zone
+        )
+        self.seconds = 0.0
+        self.count = 0
+
+    def run(self, orders: list[dict]) -> None:
+        self.seconds += import_batch(self.importer, orders)
+        self.count += len(orders)
+
+    def close(self) -> None:
+        self.state.close()
+        self.backend.close()
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--orders", type=int, default=10_000, help="orders imported at --relaties")
     parser.add_argument("--relaties", type=int, default=100_000)
     parser.add_argument("--small-relaties", type=int, default=10_000)
     parser.add_argument("--artikelen", type=int, default=50_000)
-    parser.add_argument("--sample", type=int, default=1_000, help="orders timed at the small administration")
+    parser.add_argument(
+        "--sample", type=int, default=1_000, help="orders timed on each size for the comparison"
+    )
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="koppel-bench-sync-"))
     folder.mkdir(parents=True, exist_ok=True)
-    admin = folder / "administratie.sqlite"
-    if admin.exists():
-        raise SystemExit(f"{admin} exists; give an empty --dir")
+    large_admin, small_admin = folder / "administratie.sqlite", folder / "administratie-klein.sqlite"
+    if large_admin.exists():
+        raise SystemExit(f"{large_admin} exists; give an empty --dir")
     print("bench/sync: ORDER dicts fed straight into the engine's per-order step (no agent, no HTTP)")
     print(f"work folder {folder}")
-    init_local(admin, sample=True)
-    backend = LocalBackend(admin)
-    nul = next(g for g in backend.omzetgroepen() if g.btw_percentage == 0)
-    backend.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
-    config = load_client_config(write_config(folder, admin))
-    profile = config.profile("bench")
-    state = StateStore(config.state)
+
+    init_local(large_admin, sample=True)
+    with LocalBackend(large_admin) as backend:
+        nul = next(g for g in backend.omzetgroepen() if g.btw_percentage == 0)
+        backend.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
+        t = time.perf_counter()
+        grow_administration(backend, (0, args.small_relaties), (0, args.artikelen))
+        print(
+            f"built {args.small_relaties} relaties, {args.artikelen} artikelen in {time.perf_counter() - t:.1f} s"
+        )
+        copy_sqlite(large_admin, small_admin)
+        t = time.perf_counter()
+        grow_administration(backend, (args.small_relaties, args.relaties), (0, 0))
+        print(
+            f"grew the original (a copy keeps the small size) to {args.relaties} relaties in {time.perf_counter() - t:.1f} s"
+        )
+
+    small, large = Side(folder / "klein", small_admin), Side(folder / "groot", large_admin)
     rng = random.Random(20261203)
     created = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
-    next_id = 1
+    ids = iter(range(1, 10**9))
 
     def orders(count: int, relaties: int) -> list[dict]:
-        nonlocal next_id
-        batch = [make_order(next_id + i, rng, relaties, args.artikelen, created) for i in range(count)]
-        next_id += count
-        return batch
+        return [make_order(next(ids), rng, relaties, args.artikelen, created) for _ in range(count)]
 
-    t = time.perf_counter()
-    grow_administration(backend, (0, args.small_relaties), (0, args.artikelen))
-    print(
-        f"built administration: {args.small_relaties} relaties, {args.artikelen} artikelen "
-        f"in {time.perf_counter() - t:.1f} s"
-    )
-    small = ImportResult(profile="bench")
-    importer = OrderImporter(profile, backend, state, small, zone=config.zone)
-    batch = orders(args.sample, args.small_relaties)
-    match_small = match_only(profile, backend, batch) * 1e6
-    elapsed_small = import_batch(importer, batch)
-    per_small = elapsed_small / args.sample * 1000
+    # Both sizes are measured in alternation, so that the load of the machine falls on both alike.
+    match_small = match_large = float("inf")
+    probe_small, probe_large = orders(500, args.small_relaties), orders(500, args.relaties)
+    for _ in range(3):
+        match_small = min(match_small, match_only(small.profile, small.backend, probe_small))
+        match_large = min(match_large, match_only(large.profile, large.backend, probe_large))
+    chunk = 100
+    for _ in range(0, args.sample, chunk):
+        small.run(orders(chunk, args.small_relaties))
+        large.run(orders(chunk, args.relaties))
+    per_small = small.seconds / small.count * 1000
+    per_large = large.seconds / large.count * 1000
 
-    t = time.perf_counter()
-    grow_administration(backend, (args.small_relaties, args.relaties), (0, 0))
-    print(f"grew administration to {args.relaties} relaties in {time.perf_counter() - t:.1f} s")
-    big = ImportResult(profile="bench")
-    importer = OrderImporter(profile, backend, state, big, zone=config.zone)
-    batch = orders(args.orders, args.relaties)
-    match_big = match_only(profile, backend, batch[: args.sample]) * 1e6
-    elapsed_first = import_batch(importer, batch[: args.sample])
-    elapsed_big = elapsed_first + import_batch(importer, batch[args.sample :])
-    per_first = elapsed_first / args.sample * 1000
-    per_big = elapsed_big / args.orders * 1000
+    rest = max(args.orders - large.count, 0)
+    large.run(orders(rest, args.relaties))
+    total_seconds, total = large.seconds, large.count
 
-    for label, result in (("small", small), ("large", big)):
-        if result.failed:
-            print(f"{label} run: {result.failed} orders failed, e.g. {result.failures[:3]}")
+    for label, side in (("small", small), ("large", large)):
+        if side.result.failed:
+            print(f"{label}: {side.result.failed} orders failed, e.g. {side.result.failures[:3]}")
     print()
-    print("whole per-order step (match/create customer and articles, create order, ledger, log; disk syncs):")
+    print("customer matching alone (smart mode, read-only, best of 3 over 500 orders):")
+    print(f"  at {args.small_relaties:>7} relaties: {match_small * 1e6:7.1f} µs per order")
+    print(f"  at {args.relaties:>7} relaties: {match_large * 1e6:7.1f} µs per order")
+    print(f"  ratio: {match_large / match_small:.2f}  (must not grow with the number of relaties)")
+    print("whole per-order step (matching, customer/article creation, the order, ledger, log, disk syncs):")
+    print(f"  at {args.small_relaties:>7} relaties: {per_small:7.2f} ms per order  ({small.count} orders)")
     print(
-        f"  at {args.small_relaties:>7} relaties: {per_small:7.2f} ms per order  (first {args.sample} orders)"
+        f"  at {args.relaties:>7} relaties: {per_large:7.2f} ms per order  ({small.count} orders, alternating)"
     )
-    print(f"  at {args.relaties:>7} relaties: {per_first:7.2f} ms per order  (first {args.sample} orders)")
-    print(f"  at {args.relaties:>7} relaties: {per_big:7.2f} ms per order  (all {args.orders} orders)")
-    print(f"  ratio large/small (same order count): {per_first / per_small:.2f}")
-    print("customer matching alone (smart mode, read-only):")
-    print(f"  at {args.small_relaties:>7} relaties: {match_small:7.1f} µs per order")
-    print(f"  at {args.relaties:>7} relaties: {match_big:7.1f} µs per order")
-    print(f"  ratio large/small: {match_big / match_small:.2f} (must not grow with the number of relaties)")
+    print(f"  ratio: {per_large / per_small:.2f}")
     print(
-        f"import of {args.orders} orders at {args.relaties} relaties / {args.artikelen} artikelen: "
-        f"{elapsed_big:.1f} s = {args.orders / elapsed_big:.1f} orders/s"
+        f"import of {total} orders at {args.relaties} relaties / {args.artikelen} artikelen: "
+        f"{total_seconds:.1f} s = {total / total_seconds:.1f} orders/s ({total_seconds / total * 1000:.2f} ms per order)"
     )
+    r = large.result
     print(
-        f"  imported {big.imported}, failed {big.failed}; customers matched {big.customers_matched}, "
-        f"created {big.customers_created}; articles created {big.articles_created}"
+        f"  imported {r.imported}, failed {r.failed}; customers matched {r.customers_matched}, "
+        f"created {r.customers_created}; articles created {r.articles_created}"
     )
-    state.close()
-    backend.close()
+    small.close()
+    large.close()
     return 0
 
 
