@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.rules.money import Amount, balancing_amount, line_amount, snelstart_total, unit_price_for
@@ -127,3 +127,48 @@ def test_snelstart_total_rounds_per_rate():
     items = [Amount(Decimal("0.06"), Decimal("21"))] * 3
     assert snelstart_total(items, False) == Decimal("0.22")  # 0.18 + round(0.0378)
     assert snelstart_total(items, True) == Decimal("0.18")
+
+
+COST_SETTINGS = st.sampled_from(
+    [{"line": "VERZEND"}, {"line": "BETAALKOSTEN"}, {"cost_type": 1}, {"cost_type": 2}]
+)
+
+
+@pytest.fixture(scope="module")
+def shared_admin(tmp_path_factory):
+    backend = gen.fresh_admin(tmp_path_factory.mktemp("money"))
+    yield backend
+    backend.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10**6),
+    shipping=COST_SETTINGS,
+    payment=COST_SETTINGS,
+    discount=st.sampled_from([{"line": "KORTING"}, {"cost_type": 1}, {"cost_type": 2}]),
+    template=st.sampled_from(["Webshop", "Webshop excl"]),
+    mode=st.sampled_from(["separate", "on_lines"]),
+)
+def test_any_cost_mapping_keeps_the_total(
+    tmp_path, shared_admin, seed, shipping, payment, discount, template, mode
+):
+    """Wherever shipping, payment fee and discount are booked (line or cost type 1/2), the total holds."""
+    import random
+
+    order = gen.random_order(random.Random(seed), entity_id=seed % 9999 + 1)
+    profile = gen.profile(
+        tmp_path,
+        orders={"template": template, "discount_mode": mode, "shipping_costs": shipping,
+                "payment_costs": payment, "discount": discount},
+    )  # fmt: skip
+    prepared = prepare_order(order, profile, shared_admin)
+    created = shared_admin.create_verkooporder(prepared.verkooporder)
+    assert created.totaal_incl_btw == Decimal(order["totals"]["grand_total"]).quantize(Decimal("0.01"))
+    # Cost articles appear only where a setting put them; cost types only where a setting chose them.
+    used = {shared_admin.get_artikel(r.artikel_id).artikelcode for r in prepared.verkooporder.regels}
+    lines = {s["line"] for s in (shipping, payment, discount) if "line" in s}
+    assert used & set(gen.COST_ARTICLES) <= lines
+    types = {s["cost_type"] for s in (shipping, payment, discount) if "cost_type" in s}
+    v = prepared.verkooporder
+    assert {n for n, k in ((1, v.kostensoort_1), (2, v.kostensoort_2)) if k is not None} <= types
