@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="koppel-agent",
         description="The koppel agent: serves Magento orders and takes stock, next to Magento.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command")
     sub.required = True
     for register in COMMANDS:
         register(sub)
