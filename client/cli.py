@@ -23,6 +23,7 @@ from client.config import TASK_NAMES, ClientConfig, ConfigError, find_config_pat
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUN = 3
+SHOW_CREATED = 25  # created orders listed after a run; the log has every one
 
 
 class KoppelError(Exception):
@@ -143,15 +144,20 @@ def run(
                 echo(f"Dry run for {prof.name} — nothing was changed:")
                 for line in result.lines:
                     echo(f"  {line}")
-            for created in getattr(result, "created", []) if not dry_run else []:
+            shown = getattr(result, "created", [])[:SHOW_CREATED] if not dry_run else []
+            for created in shown:
                 echo(
                     f"  Magento order {created.magento_number} → SnelStart order {created.snelstart_nummer}"
                     f" (relatie {created.relatiecode}, {created.how})"
                 )
+            if not dry_run and result is not None and len(result.created) > len(shown):
+                echo(f"  … and {len(result.created) - len(shown)} more (`koppel log` lists them all)")
             for number, reason in getattr(result, "failures", []):
                 echo(f"  FAILED Magento order {number}: {reason}")
-            label = "dry run" if dry_run else outcome.result
-            echo(f"{prof.name}/{task}: {label}: {outcome.message}")
+            if dry_run and result is not None:
+                echo(f"{prof.name}/{task}: dry run: {result.summary()}")
+            else:
+                echo(f"{prof.name}/{task}: {outcome.result}: {outcome.message}")
             results.append(outcome.result)
     if any(r not in (OK, BUSY, PAUSED) for r in results):
         raise typer.Exit(EXIT_FAILED)
@@ -165,14 +171,7 @@ def progress_display(label: str) -> Iterator[Any]:
     if not sys.stdout.isatty():
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from client.runner import STAGE_TEXT
 
@@ -180,16 +179,21 @@ def progress_display(label: str) -> Iterator[Any]:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}"),
         TimeElapsedColumn(),
         transient=True,
     ) as bar:
-        handle = bar.add_task(label, total=None)
+        current = {"stage": None, "handle": bar.add_task(label, total=None, count="")}
 
         def update(stage: str, done: int, total: int | None) -> None:
-            bar.update(
-                handle, description=f"{label}: {STAGE_TEXT.get(stage, stage)}", completed=done, total=total
-            )
+            # Each stage gets a bar of its own: the new-order stage has no total (the feed is paged), the
+            # retry stages do.
+            if stage != current["stage"]:
+                bar.remove_task(current["handle"])
+                text = f"{label}: {STAGE_TEXT.get(stage, stage)}"
+                current.update(stage=stage, handle=bar.add_task(text, total=total, count=""))
+            count = f"{done}/{total}" if total else f"{done}"
+            bar.update(current["handle"], completed=done, total=total, count=count)
 
         yield update
 
