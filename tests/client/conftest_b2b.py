@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,22 @@ def snelstart_setup(tmp_path: Path) -> Iterator[LocalBackend]:
     backend = LocalBackend(_fresh_admin(tmp_path))
     yield backend
     backend.close()
+
+
+@contextmanager
+def b2b_over(local: LocalBackend, tmp_path: Path) -> Iterator[B2BBackend]:
+    """The administration of ``local`` behind the fake B2B API, reached through a B2BBackend.
+
+    For parametrizing a rule test's own ``backend`` fixture over both backends:
+    ``with b2b_over(local, tmp_path) as b2b: yield b2b``. Fails the test on any OpenAPI violation."""
+    fake = FakeSnelStart(local.path, timeout_sleep=1.0).start()
+    backend = make_b2b_backend(fake, tmp_path / "b2b-mirror.sqlite")
+    try:
+        backend.refresh()
+        yield backend
+    finally:
+        backend.close()
+        fake.stop()
+    assert not fake.violations, "requests/responses outside the OpenAPI contract:\n" + "\n".join(
+        fake.violations
+    )

@@ -15,12 +15,17 @@ from client.rules.errors import OrderFailure
 from client.rules.normalize import LEGAL_FORMS, name_key, strip_accents, vat_key
 from client.snelstart.base import Adres, EmailVersturen, NieuweRelatie
 from tests.client import orders as gen
+from tests.client.conftest_b2b import b2b_over
 
 
-@pytest.fixture
-def backend(tmp_path):
+@pytest.fixture(params=["local", "b2b"])
+def backend(request, tmp_path):
     b = gen.fresh_admin(tmp_path)
-    yield b
+    if request.param == "b2b":
+        with b2b_over(b, tmp_path) as b2b:
+            yield b2b
+    else:
+        yield b
     b.close()
 
 
@@ -358,3 +363,25 @@ def test_name_key_ignores_case_spaces_dots_accents_legal_form(base, form, spaces
 def test_vat_key_with_or_without_prefix(digits, sep):
     typed = sep.join([digits[:4], digits[4:]])
     assert vat_key(typed, "NL") == vat_key("NL" + digits) == vat_key(f"nl{sep}{typed}", "NL") == "NL" + digits
+
+
+@pytest.mark.parametrize(
+    ("typed", "country", "stored", "warning"),
+    [
+        ("094012345", "GR", "EL094012345", None),
+        ("be 0123.456.789", "BE", "BE0123456789", None),
+        ("NL812345678B01", "DE", None, "not a number of DE"),
+        ("NL12345", "NL", None, "not a Dutch VAT number"),
+    ],
+)
+def test_vat_number_of_a_new_customer_is_stored_only_when_snelstart_accepts_it(
+    backend, typed, country, stored, warning
+):
+    billing = gen.address(
+        company="Firma", country=country, postcode="10000", vat_id=typed, email="v@example.eu"
+    )
+    warnings: list[str] = []
+    outcome = resolve_customer(one_order(email="v@example.eu", billing=billing), settings("email"), backend,
+                               dry_run=False, actions=[], warnings=warnings)  # fmt: skip
+    assert outcome.created and outcome.relatie.btw_nummer == stored
+    assert (warning is None and not warnings) or any(warning in w for w in warnings)
