@@ -6,6 +6,7 @@ import re
 import socket
 from pathlib import Path
 
+import pymysql
 import pytest
 from flask import Blueprint, Flask, jsonify
 from openapi_spec_validator import validate
@@ -40,6 +41,27 @@ def params():  # noqa: ANN201
 def sql_error():  # noqa: ANN201
     with get_db().cursor() as cur:
         cur.execute("SELECT no_such_column FROM no_such_table")
+
+
+@extra.get("/v1/test-connection-lost")
+def connection_lost():  # noqa: ANN201
+    conn = get_db()
+    with conn.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID() AS id")
+        own = cur.fetchone()["id"]
+    # Another session kills this one, as a database restart or a proxy timeout would.
+    killer = pymysql.connect(**KILLER)
+    try:
+        with killer.cursor() as cur:
+            cur.execute("KILL %s", (own,))
+    finally:
+        killer.close()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    return jsonify(reached="too far")
+
+
+KILLER: dict = {}
 
 
 def closed_port() -> int:
@@ -105,6 +127,16 @@ def test_unexpected_error_is_500_json_without_details(agent_config: AgentConfig)
     assert "passwd" not in error["message"]
     error = assert_json_error(app.test_client().get("/v1/test-sql-error"), 500, "internal_error")
     assert "no_such" not in error["message"]
+
+
+def test_connection_lost_during_a_request_is_503(agent_config: AgentConfig, mariadb: MariaDB) -> None:
+    KILLER.update(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password)
+    app = create_app(agent_config)
+    app.register_blueprint(extra)
+    r = app.test_client().get("/v1/test-connection-lost")
+    assert_json_error(r, 503, "database_unavailable")
+    assert r.headers["Retry-After"] == "30"
+    assert app.test_client().get("/v1/health").status_code == 200
 
 
 def test_parameter_helpers_name_the_parameter(agent_config: AgentConfig) -> None:

@@ -189,3 +189,14 @@ def test_new_key_refuses_an_unknown_scope() -> None:
 def test_cli_without_a_command_shows_usage() -> None:
     result = run_cli()
     assert result.returncode == 2 and "serve" in result.stderr and "check" in result.stderr
+
+
+def test_wsgi_module_builds_the_app_from_the_environment(config_file: Path) -> None:
+    code = "import agent.wsgi as w; print(sorted(r.rule for r in w.app.url_map.iter_rules())[0])"
+    env = {"PATH": "/usr/bin:/bin", "KOPPEL_AGENT_CONFIG": str(config_file)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("/")
+    env.pop("KOPPEL_AGENT_CONFIG")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "KOPPEL_AGENT_CONFIG" in result.stderr
