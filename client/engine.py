@@ -292,6 +292,7 @@ class OrderImporter:
             raise
         code = relatie.relatiecode if relatie is not None else None
         self._done(order, created, code, "created")
+        self._note_replaced(order)
         expected = getattr(prepared, "expected_total", None)
         if expected is not None and _cents(created.totaal_incl_btw) != _cents(expected):
             self.log(
@@ -302,6 +303,24 @@ class OrderImporter:
                 order=number,
             )
         return "imported"
+
+    def _note_replaced(self, order: dict) -> None:
+        """An edited Magento order is a new order that cancels its original; SnelStart may hold both now."""
+        relation = order.get("relation") or {}
+        parent = relation.get("parent_id")
+        if not parent:
+            return
+        earlier = self.state.ledger_get(self.name, int(parent))
+        if earlier is None or earlier.state != "done":
+            return
+        number = str(order["number"])
+        self.log(
+            "warning",
+            f"Magento order {number} is an edit of order {earlier.number}, which was imported as SnelStart "
+            f"verkooporder {earlier.snelstart_nummer}; check that one in SnelStart (koppel does not change it)",
+            essential=True,
+            order=number,
+        )
 
     def _existing(self, order: dict, found: list[Verkooporder], *, pending: bool) -> str | None:
         """Decide about SnelStart orders that already carry this order's betalingskenmerk.

@@ -358,3 +358,29 @@ def test_unknown_create_outcome_stops_the_run_and_is_resolved_next_time(
     assert all(snelstart_orders(local_admin)[f"39200000{i}"] == 1 for i in range(3))
     with state_of(config) as state:
         assert state.ledger_get("shop", ids[1]).how == "adopted"
+
+
+def test_an_edited_order_is_imported_with_a_warning_about_its_original(
+    shop, products, client_config, local_admin
+):
+    config = client_config()
+    original = shop.order(items=[ITEM], number="393000001", billing=guest("a@example.org"), age_seconds=900)
+    first = run_import(config, "shop")
+    assert first.imported == 1
+    set_state(shop, original, "canceled")
+    shop.order(
+        items=[ITEM, ITEM],
+        number="393000001-1",
+        billing=guest("a@example.org"),
+        relation_parent_id=original,
+        original_increment_id="393000001",
+        age_seconds=60,
+    )
+    second = run_import(config, "shop")
+    assert second.imported == 1
+    assert snelstart_orders(local_admin)["393000001-1"] == 1
+    nummer = first.created[0].snelstart_nummer
+    assert any(
+        "393000001-1 is an edit of order 393000001" in m and f"verkooporder {nummer}" in m
+        for m in essentials(config)
+    )
