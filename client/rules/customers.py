@@ -8,12 +8,13 @@ order (``OrderFailure`` naming them) rather than guessing. ``resolve_customer`` 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from client.config import CustomersSettings
 from client.rules.errors import OrderFailure, fit, fits_or_none
-from client.rules.normalize import email_key, kvk_key, name_key, postcode_key, vat_key
+from client.rules.normalize import email_key, kvk_key, name_key, postcode_key, vat_key, vat_prefix
 from client.snelstart.base import Adres, NieuweRelatie, Relatie, SnelStartBackend
 
 # Magento customer attributes that may carry the SnelStart customer number, in the order they are tried.
@@ -261,6 +262,24 @@ def _naam(order: dict[str, Any]) -> str:
     )
 
 
+def _vat_number(typed: str | None, country: str, warnings: list[str]) -> str | None:
+    """The VAT number as SnelStart stores it, or None (with a warning) when SnelStart would refuse it: a number
+    of another country than the address, or a Dutch number not of the form NLnnnnnnnnnBnn."""
+    key = vat_key(typed, country)
+    if key is None:
+        return None
+    prefix = vat_prefix(country)
+    if prefix and not key.startswith(prefix):
+        warnings.append(
+            f"VAT number {typed!r} left out: it is not a number of {country}, the billing country"
+        )
+        return None
+    if prefix == "NL" and not re.fullmatch(r"NL\d{9}B\d{2}", key):
+        warnings.append(f"VAT number {typed!r} left out: not a Dutch VAT number (NLnnnnnnnnnBnn)")
+        return None
+    return fits_or_none(key, "btw_nummer", "VAT number", warnings)
+
+
 def new_relatie(
     order: dict[str, Any], settings: CustomersSettings, code: int | None, warnings: list[str]
 ) -> NieuweRelatie:
@@ -281,12 +300,7 @@ def new_relatie(
         vestigingsadres=vestiging,
         telefoon=fits_or_none(billing.get("telephone"), "telefoon", "telephone number", warnings),
         email=fits_or_none(customer.get("email") or billing.get("email"), "email", "e-mail", warnings),
-        btw_nummer=fits_or_none(
-            vat_key(billing.get("vat_id") or customer.get("taxvat"), country),
-            "btw_nummer",
-            "VAT number",
-            warnings,
-        ),
+        btw_nummer=_vat_number(billing.get("vat_id") or customer.get("taxvat"), country, warnings),
         kvk_nummer=fits_or_none(kvk, "kvk_nummer", "KvK number", warnings),
         krediettermijn=settings.payment_term_days,
         relatiecode=code,
