@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -373,7 +374,11 @@ class ClientConfig(_Strict):
     state: Path = Path("koppel-state.sqlite")
     paused: bool = False
     profiles: list[Profile] = Field(min_length=1)
-    path: Path | None = Field(default=None, exclude=True)  # the file it came from (not a key in the file)
+    _path: Path | None = PrivateAttr(default=None)  # the file it came from; not a key of the file
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
 
     @field_validator("state")
     @classmethod
@@ -479,7 +484,7 @@ def parse_client_config(text: str, path: Path) -> ClientConfig:
         config = ClientConfig.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, root, path)) from None
-    config.path = path.resolve()
+    config._path = path.resolve()
     return config
 
 
