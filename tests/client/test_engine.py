@@ -384,3 +384,25 @@ def test_an_edited_order_is_imported_with_a_warning_about_its_original(
         "393000001-1 is an edit of order 393000001" in m and f"verkooporder {nummer}" in m
         for m in essentials(config)
     )
+
+
+def test_module_entry_runs_one_profile(shop, products, client_config, local_admin, tmp_path):
+    import subprocess
+    import sys
+
+    config = client_config()
+    shop.order(items=[ITEM], number="394000001", billing=guest("a@example.org"))
+    command = [sys.executable, "-m", "client.engine", "--config", str(config.path)]
+    wrong = subprocess.run([*command, "--profile", "nope"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "no profile named 'nope'" in wrong.stderr
+    dry = subprocess.run(
+        [*command, "--profile", "shop", "--dry-run"], capture_output=True, text=True, timeout=120
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        "Magento order 394000001: would create a verkooporder" in dry.stdout
+        and "would import 1" in dry.stdout
+    )
+    real = subprocess.run([*command, "--profile", "shop"], capture_output=True, text=True, timeout=120)
+    assert real.returncode == 0 and "imported 1" in real.stdout
+    assert snelstart_orders(local_admin)["394000001"] == 1
