@@ -338,7 +338,10 @@ def say_outcome(outcome: Any, say: Say) -> None:
         )
     if len(result.created) > 5:
         say(f"    … and {len(result.created) - 5} more (koppel log shows them all)")
-    say(f"  Customers:           {result.customers_matched} matched, {result.customers_created} created")
+    say(
+        f"  Customers:           {result.customers_created} created in SnelStart; "
+        f"{result.customers_matched} orders matched an existing relatie"
+    )
     say(f"  Articles created:    {result.articles_created}")
     say(f"  Waiting for payment: {result.deferred} (imported once paid)")
     say(f"  Not imported:        {result.ignored} canceled")
@@ -357,9 +360,17 @@ def say_outcome(outcome: Any, say: Say) -> None:
 
 
 def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:
-    koppel = "koppel" if shutil.which("koppel") else f"{sys.executable} -m client.cli"
-    base = f"{koppel} --config {config_path}"
-    say("Try next (or `./run koppel ...` from the checkout):")
+    beside = Path(sys.executable).with_name("koppel")
+    koppel = (
+        "koppel"
+        if shutil.which("koppel")
+        else str(beside)
+        if beside.exists()
+        else f"{sys.executable} -m client.cli"
+    )
+    relative = os.path.relpath(config_path)
+    base = f"{koppel} --config {config_path if relative.startswith('..') else relative}"
+    say("Try next (from a checkout, `./run koppel ...` does the same):")
     say(f"  {base} status")
     say(f"  {base} log            (--verbose for the detail, --export log.xlsx for Excel)")
     if keep:
