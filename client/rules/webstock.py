@@ -1,0 +1,151 @@
+"""Web stock per article (manual 5): what the shop may still sell, computed from SnelStart alone.
+
+Pure functions over the backend's dataclasses; nothing here reads or writes anywhere.
+
+    web stock = vrije voorraad − quantities on unprocessed web orders, never below zero
+
+SnelStart's free stock already counts the orders that its own settings let lower stock; an order still in
+procesStatus "Order" lowers nothing there, so its quantities are claimed here (``open_claims``). Only
+articles with stock control count. A composite (recipe) article can be sold as often as its scarcest
+stock-controlled part allows: min over the parts of floor(part web stock / quantity per unit).
+
+Recipe lines on open orders: when the import placed the recipe parts as lines of their own (``orders.recipes``),
+those lines carry the claim on the parts; when it did not, the composite line claims its parts itself, because
+the parts leave the warehouse either way. ``parts_placed`` tells which case applies per composite article.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+
+from client.snelstart.base import Artikel, Verkooporder
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class WebStock:
+    """The outcome: SKU → web stock, and the articles that could not be given one, with the reason."""
+
+    by_sku: dict[str, Decimal] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def qty_text(qty: Decimal) -> str:
+    """The canonical text of a quantity ("5", "2.5"): equal quantities give equal text, never an exponent."""
+    if qty == qty.to_integral_value():
+        return str(int(qty))
+    return format(qty.normalize(), "f")
+
+
+def sku_of(artikel: Artikel, code_field: str) -> str | None:
+    """The Magento SKU of an article per ``articles.code_field`` (the artikelcode or an extra field)."""
+    if code_field == "artikelcode":
+        value: str | None = artikel.artikelcode
+    else:
+        value = artikel.extra_velden.get(code_field)
+        if value is None:
+            # Extra field names are matched without regard to case, as SnelStart shows them to users.
+            wanted = code_field.casefold()
+            value = next((v for k, v in artikel.extra_velden.items() if k.casefold() == wanted), None)
+    value = (value or "").strip()
+    return value or None
+
+
+def parts_placed_by(recipes_mode: str) -> Callable[[Artikel], bool]:
+    """Whether the import places an article's recipe parts as order lines under ``orders.recipes``
+    (the same rule as ``ArticleRules.recipe_parts``)."""
+    if recipes_mode not in ("never", "always", "choice_or_always"):
+        raise ValueError(f"orders.recipes must be never, always or choice_or_always, not {recipes_mode!r}")
+
+    def placed(artikel: Artikel) -> bool:
+        if recipes_mode == "never" or not artikel.recept or artikel.recept_plaatsing is None:
+            return False
+        return artikel.recept_plaatsing == "always" or recipes_mode == "choice_or_always"
+
+    return placed
+
+
+def open_claims(
+    orders: Iterable[Verkooporder],
+    artikelen: Mapping[str, Artikel],
+    parts_placed: Callable[[Artikel], bool],
+) -> dict[str, Decimal]:
+    """Artikel id → quantity claimed by unprocessed web orders (procesStatus "Order" with a betalingskenmerk).
+
+    ``artikelen`` holds the stock-controlled articles by id; lines on other articles claim nothing that matters.
+    """
+    claims: dict[str, Decimal] = {}
+
+    def claim(artikel_id: str, aantal: Decimal) -> None:
+        claims[artikel_id] = claims.get(artikel_id, ZERO) + aantal
+
+    for order in orders:
+        if order.proces_status != "Order" or not (order.betalingskenmerk or "").strip():
+            continue
+        for regel in order.regels:
+            if regel.artikel_id is None or regel.aantal <= 0:
+                continue  # text lines, and credit lines that give nothing back to the warehouse yet
+            claim(regel.artikel_id, regel.aantal)
+            artikel = artikelen.get(regel.artikel_id)
+            if artikel is not None and artikel.recept and not parts_placed(artikel):
+                for part in artikel.recept:
+                    claim(part.artikel_id, regel.aantal * part.aantal)
+    return claims
+
+
+def compute_web_stock(
+    artikelen: Sequence[Artikel], claims: Mapping[str, Decimal], code_field: str = "artikelcode"
+) -> WebStock:
+    """Web stock per SKU for every stock-controlled, active article in ``artikelen``.
+
+    Articles without a SKU, and SKUs held by more than one article, get no figure (listed in ``problems``):
+    pushing a guess would be worse than leaving the shop's figure alone.
+    """
+    result = WebStock()
+    by_id = {a.id: a for a in artikelen if a.voorraad_controle and not a.is_non_actief}
+    memo: dict[str, Decimal] = {}
+
+    def web(artikel_id: str, path: tuple[str, ...]) -> Decimal:
+        if artikel_id in memo:
+            return memo[artikel_id]
+        artikel = by_id[artikel_id]
+        if artikel_id in path:
+            cycle = " → ".join(by_id[i].artikelcode for i in (*path[path.index(artikel_id) :], artikel_id))
+            raise _RecipeCycle(f"recipe cycle {cycle}")
+        parts = [p for p in artikel.recept if p.artikel_id in by_id and p.aantal > 0]
+        if parts:
+            value = min(
+                (web(p.artikel_id, (*path, artikel_id)) / p.aantal).to_integral_value(ROUND_FLOOR)
+                for p in parts
+            )
+        else:
+            value = artikel.vrije_voorraad - claims.get(artikel_id, ZERO)
+        memo[artikel_id] = max(value, ZERO)
+        return memo[artikel_id]
+
+    skus: dict[str, list[Artikel]] = {}
+    for artikel in by_id.values():
+        sku = sku_of(artikel, code_field)
+        if sku is None:
+            result.problems.append(f"article {artikel.artikelcode} has no value in {code_field}; not pushed")
+            continue
+        # Magento compares SKUs without regard to case, so "abc" and "ABC" are one product there.
+        skus.setdefault(sku.casefold(), []).append(artikel)
+    for holders in skus.values():
+        sku = sku_of(holders[0], code_field) or ""
+        if len(holders) > 1:
+            codes = ", ".join(sorted(a.artikelcode for a in holders))
+            result.problems.append(f"SKU {sku} belongs to several articles ({codes}); not pushed")
+            continue
+        try:
+            result.by_sku[sku] = web(holders[0].id, ())
+        except _RecipeCycle as exc:
+            result.problems.append(f"article {holders[0].artikelcode}: {exc}; not pushed")
+    return result
+
+
+class _RecipeCycle(Exception):
+    pass
