@@ -226,9 +226,18 @@ def read_web_stock(
     try:
         artikelen = backend.stock_artikelen()
         orders = backend.open_web_orders()
+        by_id = {a.id: a for a in artikelen}
+        # A composite without stock control of its own still claims its parts on an open order, so its recipe
+        # is needed too; there are only as many of these lookups as distinct such articles on open orders.
+        others = {
+            r.artikel_id for o in orders for r in o.regels if r.artikel_id and r.artikel_id not in by_id
+        }
+        for artikel_id in sorted(others):
+            artikel = backend.get_artikel(artikel_id)
+            if artikel is not None and artikel.recept:
+                by_id[artikel_id] = artikel
     except Exception as exc:  # noqa: BLE001 - whatever broke the read, the answer is the same: send nothing
         raise StockExportError(f"reading stock from SnelStart failed, no stock was sent: {exc}") from exc
-    by_id = {a.id: a for a in artikelen}
     claims = open_claims(orders, by_id, parts_placed_by(recipes_mode))
     return compute_web_stock(artikelen, claims, code_field), len(artikelen), len(orders)
 
