@@ -277,9 +277,22 @@ def _export_stock(
     webstock = importlib.import_module("client.webstock")
     progress("stock", 0, None)
     result = webstock.export_stock(config, profile, backend=backend, state=state, agent=agent)
+    return result, describe_stock(result)
+
+
+def describe_stock(result: Any) -> str:
+    """One line on a stock export: what was sent and what Magento did with it."""
     counts = counts_of(result)
-    pushed = counts.get("pushed", counts.get("sent", counts.get("updated", 0)))
-    return result, f"web stock: {pushed} articles pushed"
+    sent = counts.get("sent", 0)
+    text = f"web stock: {sent} items sent ({counts.get('updated', 0)} updated, {counts.get('unchanged', 0)} unchanged"
+    for key, word in (
+        ("unknown", "unknown in Magento"),
+        ("not_managed", "not managed"),
+        ("invalid", "invalid"),
+    ):
+        if counts.get(key):
+            text += f", {counts[key]} {word}"
+    return text + (", full push)" if getattr(result, "full", False) else ")")
 
 
 def local_time(moment: dt.datetime | None, config: ClientConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -60,7 +61,8 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     assert imported == 22
     assert matched > 0 and created > 0 and matched + created == imported
     assert re.search(r"Articles created:\s+[1-9]", out)
-    assert "Web stock:" in out
+    assert re.search(r"Web stock:\s+\d+ items sent \(\d+ updated", out)
+    assert "0 items sent" in out.split("Import 2")[1]
     assert "0 new orders imported" in out
     assert re.search(r"koppel --config \S*client\.yml status", out)
 
@@ -111,6 +113,26 @@ def test_demo_keep_leaves_a_live_setup_that_the_next_demo_removes(tmp_path: Path
         )
         assert check.returncode == 0, check.stdout + check.stderr
         assert "FOUT" not in check.stdout and "Magento 2" in check.stdout
+        if "items sent" in first.stdout:
+            # The stock export wrote Magento: the agent now reports a figure for a stock-controlled article.
+            stock = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "client.cli",
+                    "agent",
+                    "GET",
+                    "/v1/stock?sku=1001",
+                    "--config",
+                    config,
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert stock.returncode == 0, stock.stderr
+            assert json.loads(stock.stdout)["items"][0]["qty"] is not None
     finally:
         second = demo(folder)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -299,6 +299,10 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         result = second.import_result
         new = result.imported if result is not None else "?"
         say(f"  {new} new orders imported — every order is in SnelStart exactly once ({second.result})")
+        if second.stock_result is not None:
+            from client.runner import describe_stock
+
+            say(f"  {describe_stock(second.stock_result)} — only changes are pushed")
         ok = first.result == OK and second.result == OK and result is not None and result.imported == 0
         say("")
         say_next_steps(config_path, keep, say)
@@ -352,11 +356,9 @@ def say_outcome(outcome: Any, say: Say) -> None:
         note = outcome.message.rsplit("; ", 1)[-1]
         say(f"  Web stock:           {note}")
     else:
-        from client.runner import counts_of
+        from client.runner import describe_stock
 
-        counts = counts_of(stock)
-        pushed = counts.get("pushed", counts.get("sent", counts.get("updated", 0)))
-        say(f"  Web stock:           {pushed} articles pushed to Magento")
+        say(f"  Web stock:           {describe_stock(stock).removeprefix('web stock: ')}")
 
 
 def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:
