@@ -271,75 +271,40 @@ def _rows(conn: pymysql.connections.Connection, sql: str, args: Sequence[Any]) -
         return list(cur.fetchall())
 
 
-def build_orders(
-    conn: pymysql.connections.Connection, mage: MagentoTables, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """ORDER documents for order rows (``page_query`` shape), loading their related rows in bulk."""
-    if not rows:
-        return []
-    marks, ids = _in(row["entity_id"] for row in rows)
-    items = _rows(
-        conn,
-        f"SELECT {_ITEM_COLUMNS} FROM {_table(mage, 'item')} WHERE order_id IN ({marks}) ORDER BY order_id, item_id",
-        ids,
-    )
-    addresses = _rows(
-        conn,
-        f"SELECT {_ADDRESS_COLUMNS} FROM {_table(mage, 'address')} WHERE parent_id IN ({marks}) ORDER BY entity_id",
-        ids,
-    )
-    payments = _rows(
-        conn,
-        f"SELECT parent_id, method, additional_information FROM {_table(mage, 'payment')} "
-        f"WHERE parent_id IN ({marks}) ORDER BY entity_id",
-        ids,
-    )
-    taxes = _rows(
-        conn,
-        f"SELECT order_id, code, title, percent, amount FROM {_table(mage, 'tax')} "
-        f"WHERE order_id IN ({marks}) ORDER BY order_id, priority, position, tax_id",
-        ids,
-    )
-    product_ids = {item["product_id"] for item in items if item["product_id"] is not None}
-    catalog: dict[int, str | None] = {}
-    if product_ids:
-        pmarks, pids = _in(sorted(product_ids))
-        for row in _rows(
-            conn, f"SELECT entity_id, sku FROM {_table(mage, 'product')} WHERE entity_id IN ({pmarks})", pids
-        ):
-            catalog[row["entity_id"]] = row["sku"]
-    attributes = _customer_attributes(conn, mage, {r["customer_id"] for r in rows if r["customer_id"]})
-
-    by_order: dict[str, dict[int, list[dict[str, Any]]]] = {
-        k: defaultdict(list) for k in ("i", "a", "p", "t")
+def related_queries(mage: MagentoTables, order_ids: Sequence[int]) -> dict[str, tuple[str, list[Any]]]:
+    """The queries that load a page's items, addresses, payments and taxes, one per kind."""
+    marks, ids = _in(order_ids)
+    return {
+        "items": (
+            f"SELECT {_ITEM_COLUMNS} FROM {_table(mage, 'item')} WHERE order_id IN ({marks}) "
+            "ORDER BY order_id, item_id",
+            ids,
+        ),
+        "addresses": (
+            f"SELECT {_ADDRESS_COLUMNS} FROM {_table(mage, 'address')} WHERE parent_id IN ({marks}) "
+            "ORDER BY entity_id",
+            ids,
+        ),
+        "payments": (
+            f"SELECT parent_id, method, additional_information FROM {_table(mage, 'payment')} "
+            f"WHERE parent_id IN ({marks}) ORDER BY entity_id",
+            ids,
+        ),
+        "taxes": (
+            f"SELECT order_id, code, title, percent, amount FROM {_table(mage, 'tax')} "
+            f"WHERE order_id IN ({marks}) ORDER BY order_id, priority, position, tax_id",
+            ids,
+        ),
     }
-    for item in items:
-        by_order["i"][item["order_id"]].append(item)
-    for address in addresses:
-        by_order["a"][address["parent_id"]].append(address)
-    for payment in payments:
-        by_order["p"][payment["parent_id"]].append(payment)
-    for tax in taxes:
-        by_order["t"][tax["order_id"]].append(tax)
-    return [
-        _order(
-            row,
-            by_order["i"][row["entity_id"]],
-            by_order["a"][row["entity_id"]],
-            by_order["p"][row["entity_id"]],
-            by_order["t"][row["entity_id"]],
-            catalog,
-            attributes.get(row["customer_id"], {}),
-        )
-        for row in rows
-    ]
 
 
-def _customer_attributes(
-    conn: pymysql.connections.Connection, mage: MagentoTables, customer_ids: set[int]
-) -> dict[int, dict[str, str]]:
-    if not customer_ids:
-        return {}
+def products_query(mage: MagentoTables, product_ids: Iterable[int]) -> tuple[str, list[Any]]:
+    marks, ids = _in(sorted(product_ids))
+    return f"SELECT entity_id, sku FROM {_table(mage, 'product')} WHERE entity_id IN ({marks})", ids
+
+
+def attributes_query(mage: MagentoTables, customer_ids: Iterable[int]) -> tuple[str, list[Any]]:
+    """One UNION over the customer EAV value tables for the attributes in CUSTOMER_ATTRIBUTES."""
     cmarks, cids = _in(sorted(customer_ids))
     amarks, codes = _in(CUSTOMER_ATTRIBUTES)
     parts, args = [], []
@@ -352,13 +317,53 @@ def _customer_attributes(
             f"AND a.attribute_code IN ({amarks}) AND v.entity_id IN ({cmarks})"
         )
         args += [backend, *codes, *cids]
-    found: dict[int, dict[str, str]] = defaultdict(dict)
-    for row in _rows(conn, " UNION ALL ".join(parts), args):
-        value = row["value"]
-        if value is None or str(value).strip() == "":
-            continue
-        found[row["entity_id"]][row["attribute_code"]] = str(value)
-    return found
+    return " UNION ALL ".join(parts), args
+
+
+def build_orders(
+    conn: pymysql.connections.Connection, mage: MagentoTables, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """ORDER documents for order rows (``page_query`` shape), loading their related rows in bulk."""
+    if not rows:
+        return []
+    loaded = {
+        kind: _rows(conn, sql, args)
+        for kind, (sql, args) in related_queries(mage, [r["entity_id"] for r in rows]).items()
+    }
+    product_ids = {item["product_id"] for item in loaded["items"] if item["product_id"] is not None}
+    catalog: dict[int, str | None] = {}
+    if product_ids:
+        catalog = {row["entity_id"]: row["sku"] for row in _rows(conn, *products_query(mage, product_ids))}
+    customer_ids = {r["customer_id"] for r in rows if r["customer_id"]}
+    attributes: dict[int, dict[str, str]] = defaultdict(dict)
+    if customer_ids:
+        for row in _rows(conn, *attributes_query(mage, customer_ids)):
+            value = row["value"]
+            if value is not None and str(value).strip() != "":
+                attributes[row["entity_id"]][row["attribute_code"]] = str(value)
+
+    grouped: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for kind, key in (
+        ("items", "order_id"),
+        ("addresses", "parent_id"),
+        ("payments", "parent_id"),
+        ("taxes", "order_id"),
+    ):
+        grouped[kind] = defaultdict(list)
+        for row in loaded[kind]:
+            grouped[kind][row[key]].append(row)
+    return [
+        _order(
+            row,
+            grouped["items"][row["entity_id"]],
+            grouped["addresses"][row["entity_id"]],
+            grouped["payments"][row["entity_id"]],
+            grouped["taxes"][row["entity_id"]],
+            catalog,
+            attributes.get(row["customer_id"], {}),
+        )
+        for row in rows
+    ]
 
 
 # --- one ORDER ---------------------------------------------------------------------------------------------------
