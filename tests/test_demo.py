@@ -113,26 +113,11 @@ def test_demo_keep_leaves_a_live_setup_that_the_next_demo_removes(tmp_path: Path
         )
         assert check.returncode == 0, check.stdout + check.stderr
         assert "FOUT" not in check.stdout and "Magento 2" in check.stdout
-        if "items sent" in first.stdout:
-            # The stock export wrote Magento: the agent now reports a figure for a stock-controlled article.
-            stock = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "client.cli",
-                    "agent",
-                    "GET",
-                    "/v1/stock?sku=1001",
-                    "--config",
-                    config,
-                ],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert stock.returncode == 0, stock.stderr
-            assert json.loads(stock.stdout)["items"][0]["qty"] is not None
+        # The stock export wrote Magento: the agent reports a figure for a stock-controlled article.
+        ask = [sys.executable, "-m", "client.cli", "agent", "GET", "/v1/stock?sku=1001", "--config", config]
+        stock = subprocess.run(ask, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert stock.returncode == 0, stock.stderr
+        assert json.loads(stock.stdout)["items"][0]["qty"] is not None
     finally:
         second = demo(folder)
     assert second.returncode == 0, second.stdout + second.stderr
