@@ -352,6 +352,17 @@ class Profile(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _b2b_has_no_recipe_placement(self) -> Profile:
+        # The B2B API shows an article's recipe but not its placement ("altijd plaatsen" / "keuze"), so
+        # expanding "always" recipes could never be told apart from "choice" ones.
+        if self.snelstart.backend == "b2b" and self.orders.recipes != "never":
+            raise ValueError(
+                f"orders.recipes: {self.orders.recipes} is not available through the SnelStart B2B API (it does "
+                "not tell whether a recipe is placed always or by choice); use recipes: never"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _b2b_has_no_cost_types(self) -> Profile:
         # The B2B API has no field for the footer cost types, so such a setting could never be honoured.
         if self.snelstart.backend == "b2b":

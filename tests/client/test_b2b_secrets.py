@@ -120,3 +120,11 @@ def test_footer_cost_types_are_refused_when_the_config_is_loaded(tmp_path: Path)
     text = _yaml(tmp_path / "a.sqlite", tmp_path / "s.sqlite", snelstart, ", shipping_costs: {cost_type: 1}")
     with pytest.raises(ConfigError, match="cost_type is not available through the SnelStart B2B API.*line"):
         parse_client_config(text, tmp_path / "client.yml")
+
+
+def test_recipe_expansion_is_refused_on_b2b_when_the_config_is_loaded(tmp_path: Path) -> None:
+    snelstart = "{backend: b2b, client_key_env: K, subscription_key_env: S}"
+    text = _yaml(tmp_path / "a.sqlite", tmp_path / "s.sqlite", snelstart, ", recipes: always")
+    with pytest.raises(ConfigError, match="recipes: always is not available through the SnelStart B2B API"):
+        parse_client_config(text, tmp_path / "client.yml")
+    parse_client_config(text.replace("recipes: always", "recipes: never"), tmp_path / "client.yml")

@@ -13,12 +13,17 @@ from client.rules.errors import OrderFailure
 from client.rules.salesorder import prepare_order
 from client.snelstart.base import NieuwArtikel
 from tests.client import orders as gen
+from tests.client.conftest_b2b import b2b_over
 
 
-@pytest.fixture
-def backend(tmp_path):
+@pytest.fixture(params=["local", "b2b"])
+def backend(request, tmp_path):
     b = gen.fresh_admin(tmp_path)
-    yield b
+    if request.param == "b2b":
+        with b2b_over(b, tmp_path) as b2b:
+            yield b2b
+    else:
+        yield b
     b.close()
 
 
@@ -163,6 +168,10 @@ def with_recipes(backend):
 )
 def test_recipe_modes(tmp_path, with_recipes, mode, expected):
     backend = with_recipes
+    if backend.name == "b2b" and mode != "never":
+        pytest.skip(
+            "the B2B API does not expose recipe placement; config refuses recipes other than never on b2b"
+        )
     profile = gen.profile(tmp_path, orders={"recipes": mode})
     order = gen.order([gen.bundle_fixed(2, item_id=1), gen.item("MOLEN-HAND", 1, item_id=2)])
     prepared = prepare_order(order, profile, backend)
