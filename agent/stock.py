@@ -120,6 +120,8 @@ def _fmt(value: Decimal | None) -> str | None:
 
 def sku_key(sku: str) -> str:
     """A comparison key close to MySQL's *_general_ci collations: case, accents and trailing spaces ignored."""
+    if sku.isascii():
+        return sku.lower().rstrip(" ")
     decomposed = unicodedata.normalize("NFKD", sku)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.casefold().rstrip(" ")
@@ -424,25 +426,30 @@ class _Writer:
         self.rows = 0
         self.tables: set[str] = set()  # tables at least one row was written to
 
-    def _count(self, table: str) -> None:
-        if self.cur.rowcount > 0:
-            self.rows += self.cur.rowcount
+    def _count(self, table: str, rows: int | None = None) -> None:
+        written = self.cur.rowcount if rows is None else rows
+        if written > 0:
+            self.rows += written
             self.tables.add(table)
         if self.hook is not None:
             self.hook(table)
 
-    def update(self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """``rows`` are (key value, column values...); one CASE-per-column UPDATE per chunk."""
+    def update(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Change existing rows: each row is its key values (primary key first, then the other unique key's
+        columns, so every unique key points at the same row) followed by the new column values.
+
+        Written as a multi-row INSERT … ON DUPLICATE KEY UPDATE: MySQL has no other portable multi-row UPDATE
+        with per-row values that stays linear (CASE lists are quadratic). The rows were locked FOR UPDATE, so
+        each one exists and takes the UPDATE branch; explicit primary keys consume no auto-increment values.
+        """
+        cols = ", ".join(f"`{c}`" for c in (*keys, *columns))
+        sets = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns)
+        sql = f"INSERT INTO {table} ({cols}) VALUES ({_marks(len(keys) + len(columns))}) ON DUPLICATE KEY UPDATE {sets}"
         for chunk in _chunks(rows):
-            when = " ".join(["WHEN %s THEN %s"] * len(chunk))
-            sets = ", ".join(f"`{c}` = CASE `{key}` {when} END" for c in columns)
-            params: list[Any] = []
-            for n in range(len(columns)):
-                for row in chunk:
-                    params += [row[0], row[n + 1]]
-            params += [row[0] for row in chunk]
-            self.cur.execute(f"UPDATE {table} SET {sets} WHERE `{key}` IN ({_marks(len(chunk))})", params)
-            self._count(table)
+            self.cur.executemany(sql, list(chunk))
+            self._count(table, len(chunk))
 
     def insert(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], upsert: Sequence[str] = ()
@@ -576,7 +583,7 @@ def _write_items(
                 source_inserts.append((magento.msi_source, it.product.sku, stored, flag))
                 changed = True
             elif Decimal(src["quantity"]) != stored or int(src["status"]) != flag:
-                source_updates.append((src["source_item_id"], stored, flag))
+                source_updates.append((src["source_item_id"], magento.msi_source, src["sku"], stored, flag))
                 changed = True
         if mirror_legacy:
             row = it.row
@@ -586,18 +593,19 @@ def _write_items(
                 legacy_changed.append(it.product.entity_id)
                 changed = True
             elif row["qty"] is None or Decimal(row["qty"]) != stored or int(row["is_in_stock"]) != flag:
-                item_updates.append((row["item_id"], stored, flag, 1 - flag))
+                item_updates.append((row["item_id"], row["product_id"], STOCK_ID, stored, flag, 1 - flag))
                 legacy_changed.append(it.product.entity_id)
                 changed = True
             if magento.version == 1:
                 status_targets[it.product.entity_id] = (stored, flag)
         results[it.index] = ItemResult(it.sku, "updated" if changed else "unchanged", it.qty, in_stock)
     item_table = magento.table("cataloginventory_stock_item")
-    w.update(item_table, "item_id", ("qty", "is_in_stock", "stock_status_changed_auto"), item_updates)
+    item_keys = ("item_id", "product_id", "stock_id")
+    w.update(item_table, item_keys, ("qty", "is_in_stock", "stock_status_changed_auto"), item_updates)
     columns = ["product_id", "stock_id", "qty", "is_in_stock", "stock_status_changed_auto"]
     w.insert(item_table, columns + (["website_id"] if magento.version == 2 else []), item_inserts)
     source_table = magento.table("inventory_source_item")
-    w.update(source_table, "source_item_id", ("quantity", "status"), source_updates)
+    w.update(source_table, ("source_item_id", "source_code", "sku"), ("quantity", "status"), source_updates)
     w.insert(source_table, ("source_code", "sku", "quantity", "status"), source_inserts)
     if status_targets:
         touched = _write_status_rows(cur, w, magento, status_targets)
@@ -692,12 +700,12 @@ def _follow_parents(
             continue  # no stock item to follow, or Magento does not manage it
         flag = int(any(sellable(c) for c in kids.get(parent_id, [])))
         if int(row["is_in_stock"]) != flag:
-            updates.append((row["item_id"], flag, 1))
+            updates.append((row["item_id"], row["product_id"], STOCK_ID, flag, 1))
         if magento.version == 1:
             targets[parent_id] = (Decimal(row["qty"] or 0), flag)
     w.update(
         magento.table("cataloginventory_stock_item"),
-        "item_id",
+        ("item_id", "product_id", "stock_id"),
         ("is_in_stock", "stock_status_changed_auto"),
         updates,
     )
