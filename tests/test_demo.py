@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pymysql
 import pytest
 import requests
 
@@ -134,3 +135,24 @@ def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
     fresh = tmp_path / "new"
     prepare_folder(fresh)
     assert (fresh / MARKER).exists()
+
+
+def test_demo_starts_a_private_mariadb_when_none_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a fresh machine: nothing answers at 127.0.0.1:3306, so the demo starts its own server.
+    import client.demo.run_demo as run_demo_module
+
+    real = run_demo_module.reachable
+    monkeypatch.setattr(run_demo_module, "reachable", lambda host, port: port != 3306 and real(host, port))
+    lines: list[str] = []
+    code = run_demo_module.run_demo(tmp_path / "demo", orders=8, say=lines.append)
+    text = "\n".join(lines)
+    assert code == 0, text
+    private = re.search(r"private server on port (\d+) in (\S+)", text)
+    assert private, text
+    assert "Orders imported:     6" in text
+    # Its server is stopped and its data folder removed with the rest.
+    assert not Path(private.group(2)).exists()
+    with pytest.raises(pymysql.err.OperationalError):
+        MariaDB(port=int(private.group(1))).connect()
