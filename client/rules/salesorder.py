@@ -149,8 +149,13 @@ def _line_money(line: dict[str, Any], incl: bool) -> tuple[Decimal, Decimal, Dec
     row = dec(line.get("row_total"), f"{what} row_total")
     discount = dec(line.get("discount_amount"), f"{what} discount_amount")
     if incl:
-        gross = dec(line.get("row_total_incl_tax"), f"{what} row_total_incl_tax")
-        net = row + dec(line.get("tax_amount"), f"{what} tax_amount") - discount
+        tax = dec(line.get("tax_amount"), f"{what} tax_amount")
+        net = row + tax - discount
+        if line.get("row_total_incl_tax") is not None:
+            gross = dec(line.get("row_total_incl_tax"), f"{what} row_total_incl_tax")
+        else:  # very old Magento 1 orders: the price incl. VAT before the discount, from the rate
+            rate = _tax_percent(line)
+            gross = row + cents(row * rate / HUNDRED) if rate is not None else row + tax
         unit = line.get("unit_price_incl_tax")
     else:
         gross, net, unit = row, row - discount, line.get("unit_price")
@@ -254,9 +259,8 @@ class _Discounts:
 
 
 def _incl_discount(line: dict[str, Any]) -> Decimal:
-    row_incl = dec(line.get("row_total_incl_tax"), "row_total_incl_tax")
-    net_incl = dec(line.get("row_total")) + dec(line.get("tax_amount")) - dec(line.get("discount_amount"))
-    return row_incl - net_incl
+    gross, net, _ = _line_money(line, True)
+    return gross - net
 
 
 def _add_item(b: _Builder, line: dict[str, Any], discounts: _Discounts) -> None:
