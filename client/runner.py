@@ -196,6 +196,8 @@ def _work(
 ) -> RunOutcome:
     name = profile.name
 
+    last_stage: list[str] = []
+
     def on_progress(stage: str, done: int, total: int | None) -> None:
         if board is not None:
             text = f"{task}: {STAGE_TEXT.get(stage, stage)}"
@@ -203,7 +205,10 @@ def _work(
                 text += f" ({done}/{total})"
             elif done:
                 text += f" ({done})"
-            board.set_activity(name, task, text, done, total, throttle=0.5)
+            # A new stage is always written; counts within a stage at most twice a second (each is a commit).
+            new_stage = last_stage[-1:] != [stage]
+            last_stage[:] = [stage]
+            board.set_activity(name, task, text, done, total, throttle=0 if new_stage else 0.5)
         if progress is not None:
             progress(stage, done, total)
 

@@ -201,3 +201,25 @@ def test_koppel_schedule_runs_due_tasks_and_stops_on_ctrl_c(setup: dict[str, Any
     status = koppel("status", "--config", config).stdout
     assert "(schedule) — ok" in status or "(manual) — ok" in status
     assert "every 15m" in status
+
+
+def test_status_in_another_process_sees_the_run_in_progress(setup: dict[str, Any]) -> None:
+    from client.config import load_client_config
+    from client.runner import run_task
+
+    shop, admin, agent, tmp = setup["shop"], setup["admin"], setup["agent"], setup["tmp"]
+    build_orders(shop, relatiecode_of(admin, "info@jansen-installatie.nl"))
+    config_path = write_client_config(tmp, [client_profile(agent.url, admin)])
+    config = load_client_config(config_path)
+    seen: list[str] = []
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        # The run waits here while `koppel status` (another process) reads the state file.
+        if stage == "orders" and done == 2 and not seen:
+            seen.append(koppel("status", "--config", str(config_path)).stdout)
+
+    outcome = run_task(config, "shop", "import_orders", progress=progress)
+    assert outcome.result == "ok", outcome.message
+    assert seen, "the engine reported no progress"
+    assert "Now: import_orders: importing orders" in seen[0]
+    assert "Now: Gereed" in koppel("status", "--config", str(config_path)).stdout
