@@ -35,7 +35,6 @@ TASK = "import_orders_and_export_stock"
 DEFAULT_MAX_ITEMS = 5000
 FULL_PUSH_EVERY = dt.timedelta(days=1)
 SKU_REFRESH_EVERY = dt.timedelta(days=1)
-SKU_PAGE = 5000
 RECORDED = (
     "updated",
     "unchanged",
@@ -245,17 +244,32 @@ def read_web_stock(
 # -- talking to the agent ----------------------------------------------------------------------------------
 
 
-def agent_max_items(agent: AgentClient) -> int:
-    """The agent's ``limits.max_stock_items``, as its OpenAPI document states it (default 5000)."""
+def agent_limits(agent: AgentClient) -> tuple[int, int | None]:
+    """(``limits.max_stock_items``, largest ``GET /v1/skus`` page) as the agent's OpenAPI document states them.
+
+    Defaults when the document does not say: 5000 items, and the agent's own default page size (None)."""
     try:
         doc = agent.get("/v1/openapi.json")
-        value = doc["components"]["schemas"]["StockRequest"]["properties"]["items"]["maxItems"]
-    except (AgentError, KeyError, TypeError):
-        return DEFAULT_MAX_ITEMS
-    return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_ITEMS
+    except AgentError:
+        return DEFAULT_MAX_ITEMS, None
+    items = _dig(doc, "components", "schemas", "StockRequest", "properties", "items", "maxItems")
+    page = None
+    for parameter in _dig(doc, "paths", "/v1/skus", "get", "parameters") or []:
+        if isinstance(parameter, dict) and parameter.get("name") == "limit":
+            page = _dig(parameter, "schema", "maximum")
+    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
+    return (items if positive(items) else DEFAULT_MAX_ITEMS), (page if positive(page) else None)
 
 
-def fetch_magento_skus(agent: AgentClient, page: int = SKU_PAGE) -> list[dict[str, Any]]:
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def fetch_magento_skus(agent: AgentClient, page: int | None = None) -> list[dict[str, Any]]:
     """Every catalog SKU through ``GET /v1/skus``; all pages or an error, never part of the list."""
     skus: list[dict[str, Any]] = []
     after: str | None = None
@@ -372,8 +386,9 @@ def export_stock(
         for request_id, items in store.pending():
             pusher.send(request_id, items, resent=True)
 
-        limit = max_items or agent_max_items(agent)
-        magento = _magento_skus(agent, state, store, name, now())
+        agent_items, sku_page = agent_limits(agent)
+        limit = max_items or agent_items
+        magento = _magento_skus(agent, state, store, name, now(), sku_page)
         last_full = _parse(state.get_value(name, "webstock.last_full"))
         result.full = full if full is not None else last_full is None or now() - last_full >= FULL_PUSH_EVERY
         pushed = store.pushed()
@@ -401,13 +416,13 @@ def export_stock(
 
 
 def _magento_skus(
-    agent: AgentClient, state: StateStore, store: _Store, profile: str, now: dt.datetime
+    agent: AgentClient, state: StateStore, store: _Store, profile: str, now: dt.datetime, page: int | None
 ) -> dict[str, str]:
     """SKU key → Magento's spelling, from the cache; refreshed daily and after an unknown_sku answer."""
     fetched = _parse(state.get_value(profile, "webstock.skus_fetched_at"))
     stale = state.get_value(profile, "webstock.skus_stale") == "1"
     if stale or fetched is None or now - fetched >= SKU_REFRESH_EVERY:
-        store.replace_skus(fetch_magento_skus(agent))
+        store.replace_skus(fetch_magento_skus(agent, page))
         state.set_value(profile, "webstock.skus_fetched_at", _ts(now))
         state.set_value(profile, "webstock.skus_stale", None)
     return store.magento_skus()
