@@ -279,3 +279,33 @@ def test_lookup_order(tmp_path, monkeypatch):
     monkeypatch.setenv("KOPPEL_CONFIG", str(tmp_path / "gone.yml"))
     with pytest.raises(ConfigError, match="KOPPEL_CONFIG="):
         find_config_path(None)
+
+
+def test_backend_specific_requirements(tmp_path):
+    no_path = example_with(tmp_path, "path: ./administratie.sqlite", "# no path")
+    with pytest.raises(ConfigError, match=r"profiles\[0\]\.snelstart: backend local needs path"):
+        load_client_config(no_path)
+    desktop = EXAMPLE.read_text(encoding="utf-8").replace("backend: local", "backend: desktop")
+    with pytest.raises(ConfigError, match="backend desktop needs kind"):
+        parse_client_config(desktop, tmp_path / "client.yml")
+    desktop = desktop.replace("# kind: sql ", "kind: lokaal ").replace(
+        r"# folder: C:\SnelStart\Administraties", "folder: ./admins"
+    )
+    settings = parse_client_config(desktop, tmp_path / "client.yml").profiles[0].snelstart
+    assert (
+        settings.kind == "lokaal" and settings.folder == tmp_path / "admins" and settings.user == "Beheerder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "line", "cost_type"),
+    [("{line: VERZEND}", "VERZEND", None), ("{line: 1000}", "1000", None), ("{cost_type: 1}", None, 1),
+     ("{cost_type: 2}", None, 2), ("null", None, None)],
+)  # fmt: skip
+def test_cost_setting_values(tmp_path, value, line, cost_type):
+    path = example_with(tmp_path, "shipping_costs: {line: VERZEND}", f"shipping_costs: {value}")
+    setting = load_client_config(path).profiles[0].orders.shipping_costs
+    if value == "null":
+        assert setting is None
+    else:
+        assert (setting.line, setting.cost_type) == (line, cost_type)
