@@ -381,7 +381,7 @@ def _balance(b: _Builder, warnings: list[str]) -> Decimal:
     if abs(difference) > ROUNDING_TOLERANCE or unexplained != 0:
         text = "Niet verklaard bedrag (Magento)"
         warnings.append(
-            f"Magento's grand total {target} is {difference} more than the order lines explain; "
+            f"Magento's grand total {target} differs by {difference} from what the order lines explain; "
             f"booked on {code} as {text!r}"
         )
     else:
