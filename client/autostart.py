@@ -44,9 +44,26 @@ def _config_home(home: Path | None) -> Path:
     return Path(xdg) if xdg else Path.home() / ".config"
 
 
+SCHTASKS_TR_LIMIT = 261  # schtasks refuses a longer /TR command
+
+
+def windows_wrapper(config_path: Path) -> Path:
+    """Where the .cmd for a long command goes: the user's data folder, whose path is short on Windows."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("koppel", appauthor=False)) / "koppel-schedule.cmd"
+
+
 def windows_create_args(config_path: Path) -> list[str]:
+    """schtasks arguments; a command too long for /TR runs through a .cmd file in the user's data folder."""
     command = subprocess.list2cmdline(schedule_command(config_path))
+    if len(command) > SCHTASKS_TR_LIMIT:
+        command = subprocess.list2cmdline([str(windows_wrapper(config_path))])
     return ["schtasks", "/Create", "/TN", TASK_NAME, "/TR", command, "/SC", "ONLOGON", "/RL", "LIMITED", "/F"]
+
+
+def windows_wrapper_text(config_path: Path) -> str:
+    return "@echo off\r\n" + subprocess.list2cmdline(schedule_command(config_path)) + "\r\n"
 
 
 def windows_delete_args() -> list[str]:
@@ -102,7 +119,10 @@ def install(
         raise AutostartError(f"{config_path}: no such configuration file")
     method = _choose(method)
     if method == "schtasks":
-        _run(windows_create_args(config_path), "registering the task")
+        args = windows_create_args(config_path)
+        if str(windows_wrapper(config_path)) in args[5]:
+            _write(windows_wrapper(config_path), windows_wrapper_text(config_path))
+        _run(args, "registering the task")
         return AutostartResult(method, TASK_NAME, f"Taak '{TASK_NAME}' start bij aanmelden in Windows")
     if method == "systemd":
         path = _config_home(home) / "systemd" / "user" / UNIT_NAME
@@ -113,7 +133,9 @@ def install(
         return AutostartResult(method, str(path), f"systemd user unit {UNIT_NAME} geïnstalleerd en gestart")
     path = _config_home(home) / "autostart" / DESKTOP_NAME
     _write(path, desktop_entry(config_path))
-    return AutostartResult(method, str(path), f"autostart-item {path} geschreven; start bij de volgende aanmelding")
+    return AutostartResult(
+        method, str(path), f"autostart-item {path} geschreven; start bij de volgende aanmelding"
+    )
 
 
 def remove(*, method: str = "auto", home: Path | None = None, activate: bool = True) -> AutostartResult:

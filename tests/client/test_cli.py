@@ -229,5 +229,13 @@ def test_autostart_systemd_unit_and_windows_task(config_path: Path, tmp_path: Pa
     assert args[:5] == ["schtasks", "/Create", "/TN", "koppel schedule", "/TR"]
     assert args[6:] == ["/SC", "ONLOGON", "/RL", "LIMITED", "/F"]
     assert "schedule" in args[5] and str(config_path.resolve()) in args[5]
+    deep = tmp_path / ("x" * 120) / ("y" * 120)
+    deep.mkdir(parents=True)
+    long_config = deep / "client.yml"
+    long_config.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    long_args = autostart.windows_create_args(long_config)
+    assert len(long_args[5]) <= autostart.SCHTASKS_TR_LIMIT
+    assert long_args[5].endswith("koppel-schedule.cmd")
+    assert str(long_config) in autostart.windows_wrapper_text(long_config)
     with pytest.raises(autostart.AutostartError, match="no such configuration"):
         autostart.install(tmp_path / "missing.yml", method="xdg", home=tmp_path)
