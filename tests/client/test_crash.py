@@ -22,6 +22,7 @@ import pytest
 
 from client.snelstart.local import LocalBackend
 from client.state import StateStore
+from tests.client.b2b_fake import FakeSnelStart, to_uuid
 from tests.client.conftest import client_profile, snelstart_orders, write_client_config
 
 ORDERS = 300
@@ -49,17 +50,26 @@ def count_orders(admin: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("snelstart", ["local", "b2b"])
 def test_sigkill_at_random_moments_imports_every_order_exactly_once(
-    shop, agent_server, local_admin, tmp_path
+    shop, agent_server, local_admin, tmp_path, request, snelstart
 ):
     # A canceled order at entity_id 1000 moves the bulk orders' numbers (100000000 + id) clear of the sample
     # administration's own betalingskenmerk 100000007.
     shop.order(items=[{"sku": "SIMPLE-1", "price": "1"}], number="DUMMY-1", state="canceled", entity_id=1000)
     for _ in shop.bulk_orders(ORDERS, lines=3, products=40):
         pass
-    config = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin)])
+    overrides, env_keys, snelstart_id = {}, {}, str
+    if snelstart == "b2b":  # the same administration, reached through the fake B2B API (b2b backend)
+        fake = FakeSnelStart(local_admin).start()
+        request.addfinalizer(fake.stop)
+        overrides = {"snelstart": {"backend": "b2b", "client_key_env": "CRASH_CK", "subscription_key_env": "CRASH_SK",
+                                   "api_url": fake.api_url, "auth_url": fake.auth_url}}  # fmt: skip
+        env_keys = {"CRASH_CK": fake.client_key, "CRASH_SK": fake.subscription_key}
+        snelstart_id = lambda local_id: to_uuid("order", local_id)  # noqa: E731
+    config = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin, **overrides)])
     numbers = [f"{100000000 + i}" for i in range(1001, 1001 + ORDERS)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **env_keys)
     rng = random.Random(int(os.environ.get("KOPPEL_CRASH_SEED", time.time())))
 
     kills = kills_mid_import = 0
@@ -110,7 +120,10 @@ def test_sigkill_at_random_moments_imports_every_order_exactly_once(
         assert state.failed_list("shop") == []
         for number in numbers:
             (order,) = backend.verkooporders_by_betalingskenmerk(number)
-            assert (ledger[number].snelstart_id, ledger[number].snelstart_nummer) == (order.id, order.nummer)
+            assert (ledger[number].snelstart_id, ledger[number].snelstart_nummer) == (
+                snelstart_id(order.id),
+                order.nummer,
+            )
         # Customers too: a kill after a relatie was created must not create it again on the next run.
         for i in (1001, 1000 + ORDERS // 2, 1000 + ORDERS):
             assert len(backend.relaties_by_email(f"gast{i}@example.nl", all_fields=True)) == 1
