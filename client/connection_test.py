@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
@@ -28,12 +29,15 @@ class Check:
     ok: bool
     detail: str
     fix: str | None = None
+    warning: bool = False  # passes, but the user should look at it
 
     def line(self) -> str:
-        word = "OK  " if self.ok else "FOUT"
+        word = "FOUT" if not self.ok else ("LET OP" if self.warning else "OK  ")
         text = f"{word} {self.name}: {self.detail}"
         if not self.ok and self.fix:
             text += f" — fix: {self.fix}"
+        elif self.warning and self.fix:
+            text += f" — advice: {self.fix}"
         return text
 
 
@@ -44,7 +48,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
+def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], bool | None]:
+    """The agent checks, and whether the shop's prices look entered incl. VAT (None: unknown)."""
     checks: list[Check] = []
     url = profile.agent.url
     try:
@@ -58,7 +63,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
                 "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it",
             )
         )
-        return checks
+        return checks, None
     if 300 <= response.status_code < 400:
         target = response.headers.get("Location", "?")
         checks.append(
@@ -69,7 +74,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
                 "put the final address in agent.url (koppel does not follow redirects)",
             )
         )
-        return checks
+        return checks, None
     health = _json(response)
     if response.status_code == 200 and isinstance(health, dict) and health.get("status") == "ok":
         checks.append(Check("agent reachable", True, f"{url} (its database answers)"))
@@ -91,7 +96,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
                 "agent.url must point at the koppel agent, not at the web shop itself",
             )
         )
-        return checks
+        return checks, None
 
     skew = _date_skew(response, clock)
     try:
@@ -100,10 +105,10 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
         checks.append(Check("signature", False, str(exc), "set the agent key's secret in client.yml"))
-        return checks
+        return checks, None
     except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
         checks.append(Check("signature", False, str(exc), "correct agent.url"))
-        return checks
+        return checks, None
     diagnostics: dict[str, Any] | None = None
     with client:
         try:
@@ -111,6 +116,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
         except AgentError as exc:
             checks.append(Check("signature", False, str(exc), "check agent.url"))
             status, data = None, None
+        recent = _recent_orders(client, clock) if status == 200 else []
     if status == 200 and isinstance(data, dict):
         diagnostics = data
         checks.append(
@@ -142,7 +148,46 @@ def check_agent(profile: Profile, clock: Clock = _now) -> list[Check]:
     checks.append(_skew_check(skew))
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
-    return checks
+    return checks, price_entry(recent)
+
+
+def _recent_orders(client: Any, clock: Clock) -> list[dict[str, Any]]:
+    """Up to 20 orders of the last 90 days, to see how the shop's prices are entered; [] when unavailable."""
+    since = (clock() - dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        status, data = client.request("GET", "/v1/orders", {"created_from": since, "limit": 20})
+    except Exception:  # noqa: BLE001 - only a hint for the template check; never a failure of its own
+        return []
+    if status != 200 or not isinstance(data, dict):
+        return []
+    return [o for o in data.get("orders") or [] if isinstance(o, dict)]
+
+
+def _whole_cents(value: Any) -> bool:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return False
+    return amount == amount.quantize(Decimal("0.01"))
+
+
+def price_entry(orders: list[dict[str, Any]]) -> bool | None:
+    """True when the shop's catalogue prices look entered incl. VAT, False excl., None when unclear.
+
+    Magento stores both amounts to four decimals; the side the shop owner typed is in whole cents while the
+    computed side usually is not (18.95 incl. → 17.3853 excl.). The lines of recent orders vote.
+    """
+    incl = excl = 0
+    for order in orders:
+        for line in order.get("lines") or []:
+            a, b = _whole_cents(line.get("unit_price_incl_tax")), _whole_cents(line.get("unit_price"))
+            if a and not b:
+                incl += 1
+            elif b and not a:
+                excl += 1
+    if incl == excl:
+        return None
+    return incl > excl
 
 
 def _date_skew(response: requests.Response, clock: Clock) -> float | None:
@@ -202,7 +247,7 @@ def _magento_check(diagnostics: dict[str, Any]) -> Check:
     return Check("Magento", True, ", ".join(parts))
 
 
-def check_snelstart(config: ClientConfig, profile: Profile) -> list[Check]:
+def check_snelstart(config: ClientConfig, profile: Profile, prices_incl: bool | None = None) -> list[Check]:
     checks: list[Check] = []
     settings = profile.snelstart
     try:
@@ -235,7 +280,7 @@ def check_snelstart(config: ClientConfig, profile: Profile) -> list[Check]:
                 f"administration {name!r}, {len(templates)} templates",
             )
         )
-        checks.append(_template_check(profile, templates))
+        checks.append(_template_check(profile, templates, prices_incl))
     finally:
         backend.close()
     return checks
@@ -249,7 +294,7 @@ def _open_fix(backend: str) -> str:
     }.get(backend, "check the snelstart settings")
 
 
-def _template_check(profile: Profile, templates: list[Any]) -> Check:
+def _template_check(profile: Profile, templates: list[Any], prices_incl: bool | None = None) -> Check:
     wanted = profile.orders.template
     names = ", ".join(t.omschrijving for t in templates) or "none"
     if wanted is None:
@@ -272,15 +317,25 @@ def _template_check(profile: Profile, templates: list[Any]) -> Check:
     mode = "including" if template.prijs_incl_btw else "excluding"
     if getattr(template, "nonactief", False):
         return Check("template", False, f"{template.omschrijving!r} is inactive", "activate it in SnelStart")
-    return Check(
-        "template",
-        True,
-        f"{template.omschrijving!r}, prices {mode} VAT (koppel takes Magento's amounts {mode} VAT to match)",
+    detail = (
+        f"{template.omschrijving!r}, prices {mode} VAT (koppel takes Magento's amounts {mode} VAT to match)"
     )
+    if prices_incl is not None and prices_incl != template.prijs_incl_btw:
+        shop = "including" if prices_incl else "excluding"
+        return Check(
+            "template",
+            True,
+            f"{detail}; but the shop's recent orders look priced {shop} VAT, so converted amounts may differ "
+            "from the shop's by a cent",
+            f"use a verkoopsjabloon with prices {shop} VAT in orders.template",
+            warning=True,
+        )
+    return Check("template", True, detail)
 
 
 def run_checks(config: ClientConfig, profile: Profile, clock: Clock = _now) -> list[Check]:
-    return check_agent(profile, clock) + check_snelstart(config, profile)
+    agent_checks, prices_incl = check_agent(profile, clock)
+    return agent_checks + check_snelstart(config, profile, prices_incl)
 
 
 def _json(response: requests.Response) -> Any:

@@ -239,3 +239,28 @@ def test_autostart_systemd_unit_and_windows_task(config_path: Path, tmp_path: Pa
     assert str(long_config) in autostart.windows_wrapper_text(long_config)
     with pytest.raises(autostart.AutostartError, match="no such configuration"):
         autostart.install(tmp_path / "missing.yml", method="xdg", home=tmp_path)
+
+
+def test_template_vat_mode_is_compared_with_how_the_shop_enters_prices(tmp_path: Path) -> None:
+    from client.config import load_client_config
+    from client.connection_test import _template_check, price_entry
+    from client.snelstart.base import Verkoopsjabloon
+
+    entered_incl = [{"lines": [{"unit_price": "17.3853", "unit_price_incl_tax": "18.9500"}]}]
+    entered_excl = [{"lines": [{"unit_price": "10.0000", "unit_price_incl_tax": "12.1000"},
+                               {"unit_price": "15.5000", "unit_price_incl_tax": "18.7550"}]}]  # fmt: skip
+    assert price_entry(entered_incl) is True
+    # 10.00 → 12.10 is whole cents both ways and does not vote; 15.50 → 18.755 does.
+    assert price_entry(entered_excl) is False
+    assert price_entry([]) is None
+    admin = tmp_path / "a.sqlite"
+    profile = load_client_config(write_client_config(tmp_path, [client_profile("http://x", admin)])).profile(
+        "shop"
+    )
+    incl = Verkoopsjabloon("1", "Webshop", prijs_incl_btw=True)
+    assert (
+        _template_check(profile, [incl], True).line().startswith("OK   template: 'Webshop', prices including")
+    )
+    mismatch = _template_check(profile, [incl], False)
+    assert mismatch.ok and mismatch.warning
+    assert mismatch.line().startswith("LET OP template:") and "excluding VAT" in mismatch.line()
