@@ -272,6 +272,7 @@ class Fault:
     kind: str  # "429" | "500" | "502" | "503" | "timeout_before" | "timeout_after" | "slow"
     times: int = 1
     retry_after: str | None = "0"
+    after: int = 0  # matching requests to let through before the fault starts
 
 
 class FakeSnelStart:
@@ -341,10 +342,16 @@ class FakeSnelStart:
 
     # -- test controls ----------------------------------------------------------------------------------------
     def inject(
-        self, method: str, path_prefix: str, kind: str, times: int = 1, retry_after: str | None = "0"
+        self,
+        method: str,
+        path_prefix: str,
+        kind: str,
+        times: int = 1,
+        retry_after: str | None = "0",
+        after: int = 0,
     ) -> None:
         with self._lock:
-            self.faults.append(Fault(method.upper(), path_prefix, kind, times, retry_after))
+            self.faults.append(Fault(method.upper(), path_prefix, kind, times, retry_after, after))
 
     def expire_tokens(self) -> None:
         """SnelStart drops tokens before their time: every issued token stops working now."""
@@ -355,6 +362,9 @@ class FakeSnelStart:
         with self._lock:
             for f in self.faults:
                 if f.times > 0 and f.method == method and path.startswith(f.path_prefix):
+                    if f.after > 0:
+                        f.after -= 1
+                        continue
                     f.times -= 1
                     return f
         return None

@@ -18,6 +18,7 @@ from client.snelstart.base import (
     OrderRegel,
     SnelStartBackend,
     SnelStartRefusal,
+    SnelStartUnavailable,
 )
 from client.snelstart.local import LocalBackend
 from tests.client.b2b_fake import FakeSnelStart
@@ -351,3 +352,19 @@ def test_prijsafspraken_through_the_api(b2b_backend: B2BBackend, b2b_fake: FakeS
     got = b2b_backend.prijsafspraken(relatie.id, artikel.id)
     assert len(got) == len(before) + 1
     assert any(p.vanaf_aantal == Decimal("10") and p.prijs == Decimal("15.00") for p in got)
+
+
+def test_a_failed_page_fails_the_stock_read_and_keeps_the_mirror(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
+) -> None:
+    for n in range(20):  # 13 sample articles + 20: the second page exists
+        b2b_fake.local.create_artikel(
+            NieuwArtikel(
+                artikelcode=f"P{n:03d}", omschrijving=f"Pagina {n}", omzetgroep_id="1", voorraad_controle=True
+            )
+        )
+    before = b2b_backend.mirror.count("artikel")
+    b2b_fake.inject("GET", "/artikelen", "503", times=50, after=1)  # page 1 answers, page 2 never does
+    with pytest.raises(SnelStartUnavailable):
+        b2b_backend.stock_artikelen()
+    assert b2b_backend.mirror.count("artikel") == before
