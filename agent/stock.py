@@ -157,10 +157,10 @@ def parse_qty(value: Any) -> Decimal | str:
         return f"qty {value!r} is not a number"
     if qty < 0:
         return f"qty {value} is negative"
+    if qty > QTY_MAX:  # checked before quantize(), which fails on numbers beyond Decimal's precision
+        return f"qty {value} is larger than Magento can store ({QTY_MAX})"
     if qty.quantize(FOUR_PLACES) != qty:
         return f"qty {value} has more than 4 decimal places"
-    if qty > QTY_MAX:
-        return f"qty {value} is larger than Magento can store ({QTY_MAX})"
     return qty + 0  # drops a negative zero's sign
 
 
@@ -394,6 +394,11 @@ def validate(raw_items: Sequence[Any]) -> tuple[list[ItemResult | None], list[_I
         sku = raw.get("sku")
         if not isinstance(sku, str) or not sku.strip():
             results[i] = ItemResult(sku, "invalid", message="sku must be a non-empty string")
+            continue
+        try:
+            sku.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape: no database can hold it
+            results[i] = ItemResult(None, "invalid", message="sku is not valid Unicode text")
             continue
         qty = parse_qty(raw.get("qty"))
         if isinstance(qty, str):

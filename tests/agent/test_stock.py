@@ -649,3 +649,27 @@ def test_msi_configurable_parent_follows_default_source(shop2: StockShop) -> Non
     push(shop2.conn, shop2.magento("msi", msi_mode="physical"), [{"sku": "CFG-1", "qty": 0}])
     assert shop2.source("CFG-1") == (D(0), 0)
     assert shop2.item(parent)["is_in_stock"] == 0
+
+
+def test_qty_parsing_refuses_what_magento_cannot_store() -> None:
+    assert (
+        stock.parse_qty("5") == D(5)
+        and stock.parse_qty(" 2.5000 ") == D("2.5")
+        and stock.parse_qty(3) == D(3)
+    )
+    assert stock.parse_qty(D("0.1")) == D("0.1") and stock.parse_qty(0.25) == D("0.25")
+    refused = {
+        "-1": "negative",
+        "1e3": "not a number",
+        "NaN": "not a number",
+        "": "not a number",
+        "1.23456": "4 decimal places",
+        "100000000": "larger than",
+    }
+    for raw, reason in refused.items():
+        answer = stock.parse_qty(raw)
+        assert isinstance(answer, str) and reason in answer, (raw, answer)
+    for raw in (None, True, [1], {"n": 1}, D("1E+400"), D("Infinity")):
+        assert isinstance(stock.parse_qty(raw), str), raw
+    results, unique = stock.validate([{"sku": "\ud800", "qty": 1}, {"sku": "ok", "qty": 1}])
+    assert results[0] is not None and results[0].status == "invalid" and [u.sku for u in unique] == ["ok"]
