@@ -122,7 +122,8 @@ def run(
         bool, typer.Option("--force", help="Run even when the profile or task is paused.")
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be created; change nothing.")
+        bool,
+        typer.Option("--dry-run", help="Show what would be created; change nothing (stock is not exported)."),
     ] = False,
 ) -> None:
     """Run a task now (the manual's "Nu uitvoeren"); never overlaps another run of the same profile."""

@@ -140,7 +140,8 @@ def _run(
 ) -> RunOutcome:
     name = profile.name
     reason = pause_reason(config, profile, task)
-    if reason and not force:
+    # A dry run changes nothing, so pausing (which protects SnelStart from changes) does not stop it.
+    if reason and not force and not dry_run:
         message = f"{reason}; use --force to run it anyway" if trigger == "manual" else reason
         if not dry_run:
             state.log(name, "info", f"Task {task} not run: {message}", essential=True, task=task)
