@@ -179,7 +179,6 @@ class SnelStartSettings(_Strict):
     subscription_key_env: str | None = None
     subscription_key_file: Path | None = None
     subscription_key_keyring: str | None = None
-    subscription_key_keyring: str | None = None
     api_url: str = "https://b2bapi.snelstart.nl/v2"
     auth_url: str = "https://auth.snelstart.nl/b2b/token"
     tier: Literal["development", "production"] = "production"
