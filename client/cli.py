@@ -258,6 +258,12 @@ def status(profile: ProfileOpt = None) -> None:
             if activity.total:
                 now += f" ({activity.done}/{activity.total})"
             echo(f"  Now: {now}")
+            failed, deferred = len(state.failed_list(prof.name)), len(state.deferred_list(prof.name))
+            if failed or deferred:
+                echo(
+                    f"  Waiting: {failed} failed order(s), retried on every run (koppel log says why); "
+                    f"{deferred} deferred, awaiting payment"
+                )
             tasks = [name for name, _ in prof.tasks.items()]
             for name in TASK_NAMES:
                 if name not in tasks and board.last_run(prof.name, name):

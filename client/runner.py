@@ -165,11 +165,14 @@ def _run(
         state.log(name, "info", f"Task {task} started ({trigger})", essential=False, task=task)
         outcome = _work(config, profile, task, False, state, progress, backend, agent, board)
         level = {OK: "info", PARTIAL: "warning"}.get(outcome.result, "error")
+        # The engine already logs an import's summary as essential; this line adds to it only the stock part
+        # or a problem, so the short view does not say the same thing twice.
+        essential = outcome.result != OK or task != "import_orders"
         state.log(
             name,
             level,
             f"Task {task} finished, {outcome.result}: {outcome.message}",
-            essential=True,
+            essential=essential,
             task=task,
         )
         board.run_finished(run_id, outcome.result, outcome.message, outcome.counts)
