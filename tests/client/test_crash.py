@@ -50,21 +50,26 @@ def count_orders(admin: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("snelstart", ["local", "b2b"])
+@pytest.mark.parametrize(
+    ("snelstart", "unique_reference"),
+    [("local", True), ("local", False), ("b2b", True)],
+    ids=["local", "local-ledger-only", "b2b"],
+)
 def test_sigkill_at_random_moments_imports_every_order_exactly_once(
-    shop, agent_server, local_admin, tmp_path, request, snelstart
+    shop, agent_server, local_admin, tmp_path, request, snelstart, unique_reference
 ):
+    """With ``unique_payment_reference`` off, only the ledger's pending mark prevents a second create."""
     # A canceled order at entity_id 1000 moves the bulk orders' numbers (100000000 + id) clear of the sample
     # administration's own betalingskenmerk 100000007.
     shop.order(items=[{"sku": "SIMPLE-1", "price": "1"}], number="DUMMY-1", state="canceled", entity_id=1000)
     for _ in shop.bulk_orders(ORDERS, lines=3, products=40):
         pass
-    overrides, env_keys, snelstart_id = {}, {}, str
+    overrides, env_keys, snelstart_id = {"orders": {"unique_payment_reference": unique_reference}}, {}, str
     if snelstart == "b2b":  # the same administration, reached through the fake B2B API (b2b backend)
         fake = FakeSnelStart(local_admin).start()
         request.addfinalizer(fake.stop)
-        overrides = {"snelstart": {"backend": "b2b", "client_key_env": "CRASH_CK", "subscription_key_env": "CRASH_SK",
-                                   "api_url": fake.api_url, "auth_url": fake.auth_url}}  # fmt: skip
+        overrides["snelstart"] = {"backend": "b2b", "client_key_env": "CRASH_CK", "subscription_key_env": "CRASH_SK",
+                                  "api_url": fake.api_url, "auth_url": fake.auth_url}  # fmt: skip
         env_keys = {"CRASH_CK": fake.client_key, "CRASH_SK": fake.subscription_key}
         snelstart_id = lambda local_id: to_uuid("order", local_id)  # noqa: E731
     config = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin, **overrides)])
