@@ -176,7 +176,10 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         present = db.existing_tables(conn, [magento.prefix + t for t in needed])
         missing = [magento.prefix + t for t in needed if magento.prefix + t not in present]
         if missing:
-            fail("tables missing: " + ", ".join(missing))
+            fail(
+                "tables missing (or hidden from user "
+                f"{cfg.database.user!r} for lack of privileges): " + ", ".join(missing)
+            )
         else:
             say(f"ok    all {len(needed)} tables the configured scopes use are present")
         unreadable = []
