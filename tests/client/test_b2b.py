@@ -320,7 +320,7 @@ def test_snelstart_refusal_reaches_the_caller_with_its_code(b2b_backend: B2BBack
 
 def test_stock_reads_every_page_of_artikelen(b2b_backend: B2BBackend, b2b_fake: FakeSnelStart) -> None:
     group = b2b_backend.omzetgroepen()[0]
-    for n in range(30):  # with the 13 sample articles: 43, two pages of 25
+    for n in range(30):  # with the sample's stock articles: more than 25, two pages
         b2b_fake.local.create_artikel(
             NieuwArtikel(
                 artikelcode=f"S{n:03d}",
@@ -335,6 +335,7 @@ def test_stock_reads_every_page_of_artikelen(b2b_backend: B2BBackend, b2b_fake: 
     pages = [c for c in b2b_fake.calls if c[1] == "/artikelen"]
     assert [p[2]["$top"] for p in pages] == ["25", "25"]
     assert [p[2]["$skip"] for p in pages] == ["0", "25"]
+    assert {p[2]["$filter"] for p in pages} == {"VoorraadControle eq true and IsNonActief eq false"}
     assert {a.artikelcode for a in stock} == {a.artikelcode for a in b2b_fake.local.stock_artikelen()}
 
 
@@ -368,3 +369,26 @@ def test_a_failed_page_fails_the_stock_read_and_keeps_the_mirror(
     with pytest.raises(SnelStartUnavailable):
         b2b_backend.stock_artikelen()
     assert b2b_backend.mirror.count("artikel") == before
+
+
+def test_stock_read_falls_back_when_the_filter_is_refused(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
+) -> None:
+    from tests.client import b2b_fake as fake_module
+
+    artikel_schema = b2b_fake.schemas["SnelStart.B2B.Api.V2.Models.Artikelen.ArtikelQueryModel"]
+    real_parse = fake_module.parse_filter
+
+    def casing_of_the_portal(text: str, schema: dict, schemas: dict) -> list:
+        if schema is artikel_schema and "VoorraadControle" in text:
+            raise fake_module.BadRequest("ALG-0104", "Could not find a property named 'VoorraadControle'")
+        return real_parse(text, schema, schemas)
+
+    fake_module.parse_filter = casing_of_the_portal  # type: ignore[assignment]
+    try:
+        stock = b2b_backend.stock_artikelen()
+    finally:
+        fake_module.parse_filter = real_parse  # type: ignore[assignment]
+    assert {a.artikelcode for a in stock} == {a.artikelcode for a in b2b_fake.local.stock_artikelen()}
+    unfiltered = [c for c in b2b_fake.calls if c[1] == "/artikelen" and "$filter" not in c[2]]
+    assert unfiltered
