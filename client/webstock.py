@@ -35,6 +35,7 @@ TASK = "import_orders_and_export_stock"
 DEFAULT_MAX_ITEMS = 5000
 FULL_PUSH_EVERY = dt.timedelta(days=1)
 SKU_REFRESH_EVERY = dt.timedelta(days=1)
+SKU_RECHECK_EVERY = dt.timedelta(hours=1)
 RECORDED = (
     "updated",
     "unchanged",
@@ -388,7 +389,8 @@ def export_stock(
 
         agent_items, sku_page = agent_limits(agent)
         limit = max_items or agent_items
-        magento = _magento_skus(agent, state, store, name, now(), sku_page)
+        wanted = {sku.casefold() for sku in web.by_sku}
+        magento = _magento_skus(agent, state, store, name, now(), sku_page, wanted)
         last_full = _parse(state.get_value(name, "webstock.last_full"))
         result.full = full if full is not None else last_full is None or now() - last_full >= FULL_PUSH_EVERY
         pushed = store.pushed()
@@ -401,7 +403,6 @@ def export_stock(
             qty = qty_text(web.by_sku[sku])
             if result.full or pushed.get(key) != qty:
                 items.append({"sku": magento[key], "qty": qty})
-        wanted = {sku.casefold() for sku in web.by_sku}
         gone = [k for k in pushed if k not in wanted]
         if gone:
             store.forget_pushed(gone)  # so an article that returns to stock control is sent again
@@ -416,16 +417,27 @@ def export_stock(
 
 
 def _magento_skus(
-    agent: AgentClient, state: StateStore, store: _Store, profile: str, now: dt.datetime, page: int | None
+    agent: AgentClient,
+    state: StateStore,
+    store: _Store,
+    profile: str,
+    now: dt.datetime,
+    page: int | None,
+    wanted: set[str],
 ) -> dict[str, str]:
-    """SKU key → Magento's spelling, from the cache; refreshed daily and after an unknown_sku answer."""
+    """SKU key → Magento's spelling, from the cache. Fetched anew once a day, after an unknown_sku answer, and
+    hourly while SnelStart has SKUs the cache lacks (a product just added in Magento gets its figure soon)."""
     fetched = _parse(state.get_value(profile, "webstock.skus_fetched_at"))
     stale = state.get_value(profile, "webstock.skus_stale") == "1"
-    if stale or fetched is None or now - fetched >= SKU_REFRESH_EVERY:
+    skus = store.magento_skus()
+    age = None if fetched is None else now - fetched
+    lacking = age is not None and age >= SKU_RECHECK_EVERY and not wanted.issubset(skus)
+    if stale or age is None or age >= SKU_REFRESH_EVERY or lacking:
         store.replace_skus(fetch_magento_skus(agent, page))
         state.set_value(profile, "webstock.skus_fetched_at", _ts(now))
         state.set_value(profile, "webstock.skus_stale", None)
-    return store.magento_skus()
+        skus = store.magento_skus()
+    return skus
 
 
 def _log(state: StateStore, profile: str, r: StockExportResult) -> None:

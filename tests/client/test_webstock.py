@@ -334,9 +334,25 @@ def test_sku_from_an_extra_field(setup: Setup, client_config: Callable[..., Any]
     assert setup.magento_stock("8712345000011")["8712345000011"][0] == free["1001"]
 
 
-def test_stock_export_only_comes_after_an_import() -> None:
+def test_there_is_no_stock_only_task(setup: Setup) -> None:
     assert TASK_NAMES == ("import_orders", "import_orders_and_export_stock")
-    assert not any("stock" in name and "import" not in name for name in TASK_NAMES)
+    with pytest.raises(ValueError, match="unknown task 'export_stock'"):
+        run_task(setup.config, "shop", "export_stock", state=setup.state)
+
+
+def test_product_added_in_magento_gets_its_figure_within_the_hour(setup: Setup) -> None:
+    setup.magento.run("DELETE FROM catalog_product_entity WHERE sku = '1006'")
+    setup.magento.run("DELETE FROM inventory_source_item WHERE sku = '1006'")
+    first = setup.export()
+    assert first.not_in_magento == 1 and first.sent == 4
+    setup.magento.product("1006", qty=5, in_stock=1, source_qty=5)
+    setup.clock.now += dt.timedelta(minutes=20)
+    assert setup.export().sent == 0  # the SKU list is 20 minutes old: not fetched again yet
+    setup.clock.now += dt.timedelta(minutes=45)
+    later = setup.export()
+    assert later.sent == 1 and later.not_in_magento == 0
+    free = setup.free()["1006"]
+    assert setup.magento_stock("1006")["1006"] == (max(free, D(0)), max(free, D(0)))
 
 
 def test_runner_imports_then_exports(setup: Setup, shop: Any) -> None:
