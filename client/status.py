@@ -21,7 +21,6 @@ from typing import Any
 from client.locking import is_running
 
 IDLE = "Gereed"
-_READY: set[str] = set()  # state files whose CLI tables this process has already made sure of
 KEEP_RUNS = dt.timedelta(days=28)
 
 _SCHEMA = """
@@ -85,10 +84,9 @@ def cli_db(state: Any) -> Iterator[sqlite3.Connection]:
     """One transaction on a fresh state connection, with the CLI's tables present."""
     conn = state.connect()
     try:
-        key = str(getattr(state, "path", id(state)))
-        if key not in _READY:
-            conn.executescript(_SCHEMA)
-            _READY.add(key)
+        # Cheap when the tables exist (IF NOT EXISTS only reads the schema), and right even when the state
+        # file was replaced while a long-running scheduler kept going.
+        conn.executescript(_SCHEMA)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
