@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,8 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.seen.append({"path": self.path, **{k: v for k, v in self.headers.items()}})
         status, headers, body = self.script.pop(0) if self.script else (500, {}, b"{}")
+        if "X-Sleep" in headers:  # answer too late for the client's timeout
+            time.sleep(float(headers["X-Sleep"]))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -165,3 +168,15 @@ def test_bad_parameter_is_a_permanent_error(agent_server):
     with agent_server.client() as agent, pytest.raises(AgentError, match="HTTP 400") as info:
         agent.orders(after="not-a-cursor")
     assert not info.value.transient
+
+
+def test_timeouts_are_retried_then_reported_as_transient(scripted):
+    url, handler = scripted
+    slow = (200, {"X-Sleep": "1.0", "Content-Type": "application/json"}, b"{}")
+    handler.script += [slow, slow]
+    agent = AgentClient(url, "office", AGENT_SECRET, timeout=0.2, retries=1, backoff=0.01)
+    with pytest.raises(AgentError, match="did not answer within 0.2 s") as info:
+        agent.get("/v1/orders")
+    assert info.value.transient
+    time.sleep(1.0)  # let the handler threads finish their late answers
+    assert len(handler.seen) == 2
