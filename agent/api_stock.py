@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
+import pymysql
 from flask import Blueprint, Response, jsonify, request
 
 from agent import stock
@@ -24,6 +26,8 @@ from agent.web import (
 bp = Blueprint("stock", __name__)
 
 MAX_REQUEST_ID_LENGTH = 128
+RETRIES = 3
+LOCK_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
 DEFAULT_SKU_PAGE = 1000
 
 
@@ -71,7 +75,7 @@ def push_stock() -> Response:
     earlier = state.get_request(request_id)
     if earlier is not None:
         return _replay(request_id, body_hash, earlier)
-    outcome = stock.write_stock(get_db(), get_magento(), items)
+    outcome = _write_with_retry(items)
     answer = {
         "request_id": request_id,
         "results": [r.as_dict() for r in outcome.results],
@@ -83,6 +87,27 @@ def push_stock() -> Response:
         if again is not None:
             return _replay(request_id, body_hash, again)
     return jsonify(answer)
+
+
+def _write_with_retry(items: list[Any]) -> stock.WriteOutcome:
+    """Write the push; a deadlock or lock timeout against Magento's own writers rolls back and retries it."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return stock.write_stock(get_db(), get_magento(), items)
+        except stock.StockSetupError as exc:
+            raise ApiError(500, "magento_setup", str(exc)) from exc
+        except pymysql.err.OperationalError as exc:
+            if not exc.args or exc.args[0] not in LOCK_CONFLICTS:
+                raise
+            if attempt == RETRIES:
+                raise ApiError(
+                    503,
+                    "database_busy",
+                    "the stock rows stayed locked by other database work; nothing was written, try again",
+                    {"Retry-After": "10"},
+                ) from exc
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _replay(request_id: str, body_hash: str, earlier: tuple[str, dict[str, Any]]) -> Response:

@@ -49,6 +49,21 @@ _NO_TABLE_ERRORS = {1142, 1146}
 Hook = Callable[[str], None]
 
 
+class StockSetupError(Exception):
+    """The shop is not set up the way the agent's configuration says (e.g. the MSI source is missing)."""
+
+
+def _require_source(cur: Any, magento: Magento) -> None:
+    cur.execute(
+        f"SELECT 1 AS found FROM {magento.table('inventory_source')} WHERE source_code = %s",
+        (magento.msi_source,),
+    )
+    if cur.fetchone() is None:
+        raise StockSetupError(
+            f"MSI source {magento.msi_source!r} (magento.msi_source in agent.yml) does not exist in Magento"
+        )
+
+
 @dataclass(frozen=True)
 class StockConfig:
     """Store-wide defaults from core_config_data (default scope), with Magento's built-in fallbacks."""
@@ -541,7 +556,9 @@ def _write(
         return
     msi = magento.stock_mode == "msi"
     if msi:
-        skus = [it.product.sku for it in managed if it.product]
+        _require_source(cur, magento)
+        # Sorted, so two pushes lock the same source rows in the same order and cannot deadlock each other.
+        skus = sorted(it.product.sku for it in managed if it.product)
         sources = _source_items(cur, magento, skus, lock=True)
         reserved = _reservations(cur, magento, skus) if magento.msi_mode == "salable" else {}
         for it in managed:

@@ -191,3 +191,15 @@ def test_stock_endpoints_need_the_stock_scope(
     assert reader.get("/v1/skus").status_code == 403
     writer = SigningClient(app.test_client(), LIMITED_ID, LIMITED_SECRET)
     assert writer.post("/v1/stock", body("s", [])).get_json()["counts"]["updated"] == 0
+
+
+def test_a_missing_msi_source_is_named_and_nothing_is_written(
+    mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path
+) -> None:
+    shop.product("A", qty=1, in_stock=1, source_qty=1)
+    data = config_dict(mariadb, database, tmp_path / "state", magento={"msi_source": "gone"})
+    client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+    before = shop.snapshot()
+    status, code, message = error_of(client.post("/v1/stock", body("src", [{"sku": "A", "qty": 3}])))
+    assert (status, code) == (500, "magento_setup") and "'gone'" in message and "msi_source" in message
+    assert shop.snapshot() == before

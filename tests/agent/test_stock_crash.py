@@ -89,3 +89,33 @@ def test_killed_connection_mid_push_changes_nothing(
     assert outcome.counts()["updated"] == PRODUCTS
     after = shop.snapshot()
     assert {row[3] for row in after["cataloginventory_stock_item"]} == {7}
+
+
+def test_a_locked_row_times_out_without_a_partial_write(mariadb: MariaDB, database: str) -> None:
+    shop = build_shop(mariadb, database, 1, "")
+    items = fill(shop, msi=False)[:1200]
+    before = shop.snapshot()
+    holder = mariadb.connect(database)
+    holder.autocommit(False)
+    victim = mariadb.connect(database)
+    victim.autocommit(False)
+    try:
+        with holder.cursor() as cur:  # e.g. Magento placing an order on the last SKU of the push
+            cur.execute(
+                f"SELECT * FROM {shop.t('cataloginventory_stock_item')} WHERE product_id = "
+                f"(SELECT entity_id FROM {shop.t('catalog_product_entity')} WHERE sku = %s) FOR UPDATE",
+                (items[-1]["sku"],),
+            )
+        with victim.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        with pytest.raises(pymysql.err.OperationalError) as timed_out:
+            stock.write_stock(victim, shop.magento(), items)
+        assert timed_out.value.args[0] == 1205
+    finally:
+        holder.rollback()
+        holder.close()
+    assert shop.snapshot() == before
+    # The same connection is usable again and the retry writes everything.
+    assert stock.write_stock(victim, shop.magento(), items).counts()["updated"] == len(items)
+    victim.close()
+    shop.conn.close()
