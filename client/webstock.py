@@ -163,14 +163,14 @@ class _Store:
         self, request_id: str, sent: list[dict[str, str]], results: list[dict], now: dt.datetime
     ) -> bool:
         """Record a confirmed batch in one transaction; True when Magento did not know one of its SKUs."""
-        qty_of = {item["sku"]: item["qty"] for item in sent}
+        qty_of = {item["sku"].casefold(): item["qty"] for item in sent}
         keep, forget, unknown = [], [], False
         for answer in results:
-            sku = answer["sku"]
-            if answer["status"] in RECORDED and sku in qty_of:
-                keep.append((self.profile, sku.casefold(), qty_of[sku], _ts(now)))
+            key = answer["sku"].casefold()
+            if answer["status"] in RECORDED and key in qty_of:
+                keep.append((self.profile, key, qty_of[key], _ts(now)))
             else:
-                forget.append((self.profile, sku.casefold()))
+                forget.append((self.profile, key))
                 unknown = unknown or answer["status"] == "unknown_sku"
         with self.tx() as conn:
             conn.executemany(
@@ -330,13 +330,11 @@ class _Pusher:
                 self.new_batch(items[:half])
                 self.new_batch(items[half:])
                 return
-            if exc.status == 409:
-                # This id was used for another body (the agent's ledger and ours disagree): nothing of this
-                # batch is known to be applied, so its SKUs are sent afresh next time.
+            if exc.status is not None and 400 <= exc.status < 500:
+                # Refused as a whole (a 409 conflicting replay, a key without the scope, ...): the agent wrote
+                # nothing of it. The same body would be refused again, so the batch is dropped and its SKUs
+                # lose their record, to be sent afresh once the cause is fixed.
                 self.store.drop_pending(request_id, [i["sku"] for i in items])
-                raise StockExportError(
-                    f"stock batch {request_id} was refused as a conflicting replay: {exc}"
-                ) from exc
             raise StockExportError(
                 f"stock push stopped, {self.result.sent} items sent so far: {exc}"
             ) from exc

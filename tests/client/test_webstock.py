@@ -381,3 +381,21 @@ def test_state_tables_survive_reopen(setup: Setup, tmp_path: Path) -> None:
     free = setup.free()
     assert [r[0] for r in rows] == sorted(IN_MAGENTO)
     assert json.dumps(dict(rows)) == json.dumps({k: str(int(max(free[k], D(0)))) for k in sorted(IN_MAGENTO)})
+
+
+def test_a_batch_the_agent_refuses_as_a_whole_is_dropped_and_its_skus_sent_afresh(setup: Setup) -> None:
+    agent = setup.agent()
+    setup.export(agent)
+    used = agent.posts[0]["request_id"]
+    # A pending batch under an id the agent already knows for another body (state files mixed up, say).
+    store = _Store(setup.state, "shop")
+    store.add_pending(used, [{"sku": "1001", "qty": "1"}, {"sku": "1002", "qty": "2"}], T0)
+    store.close()
+    setup.clock.now += dt.timedelta(hours=1)
+    with pytest.raises(StockExportError, match="409"):
+        setup.export()
+    assert _pending(setup.state) == []
+    assert setup.magento_stock("1001")["1001"][0] == setup.free()["1001"]  # nothing of it was written
+    again = setup.export(agent)
+    assert again.sent == 2 and sorted(i["sku"] for i in agent.posts[-1]["items"]) == ["1001", "1002"]
+    assert again.unchanged == 2
