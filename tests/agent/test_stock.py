@@ -274,7 +274,7 @@ def by_sku(outcome: stock.WriteOutcome) -> dict[Any, stock.ItemResult]:
 
 
 MATRIX = [(v, p, s) for v in (1, 2) for p in ("", "mage_") for s in SOURCES]
-M2_MATRIX = [(p, s) for p in ("", "mage_") for s in SOURCES]
+PREFIXES_AND_SOURCES = [(p, s) for p in ("", "mage_") for s in SOURCES]
 
 
 @pytest.fixture(params=MATRIX, ids=lambda x: f"m{x[0]}-{x[1] or 'noprefix'}-{x[2]}")
@@ -283,7 +283,7 @@ def shop(request: pytest.FixtureRequest, mariadb: MariaDB, database: str) -> Sto
     return build_shop(mariadb, database, version, prefix, source)
 
 
-@pytest.fixture(params=M2_MATRIX, ids=lambda x: f"{x[0] or 'noprefix'}-{x[1]}")
+@pytest.fixture(params=PREFIXES_AND_SOURCES, ids=lambda x: f"{x[0] or 'noprefix'}-{x[1]}")
 def shop2(request: pytest.FixtureRequest, mariadb: MariaDB, database: str) -> StockShop:
     prefix, source = request.param
     return build_shop(mariadb, database, 2, prefix, source)
@@ -402,11 +402,13 @@ def test_same_value_again_is_unchanged_and_writes_nothing(shop: StockShop) -> No
     assert shop.item(a)["qty"] == D("3.5")
 
 
-def test_stale_website_row_alone_is_repaired(shop: StockShop) -> None:
-    if shop.version == 2:
-        pytest.skip("Magento 2 status rows belong to its indexer")
+@pytest.mark.parametrize(("prefix", "source"), PREFIXES_AND_SOURCES, ids=lambda x: x or "noprefix")
+def test_magento1_stale_website_row_alone_is_repaired(
+    mariadb: MariaDB, database: str, prefix: str, source: str
+) -> None:
+    shop = build_shop(mariadb, database, 1, prefix, source)
     a = shop.product("A", qty=4, in_stock=1, websites=(1, 2))
-    shop.status_row(a, 1, 4, 1)
+    shop.status_row(a, 1, 4, 0)  # stale, and website 2's row is missing
     out = push(shop.conn, shop.magento(), [{"sku": "A", "qty": 4}])
     assert out.results[0].status == "updated"
     assert shop.status(a) == {1: (D(4), 1), 2: (D(4), 1)}
