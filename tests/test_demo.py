@@ -89,7 +89,9 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     )
     assert status.returncode == 0, status.stderr
     assert "Now: Gereed" in status.stdout
-    assert "Waiting: 0 failed order(s), retried on every run (koppel log says why); 1 deferred" in status.stdout
+    assert (
+        "Waiting: 0 failed order(s), retried on every run (koppel log says why); 1 deferred" in status.stdout
+    )
     # The last run is the demo's second import: nothing new, the unpaid order still waiting.
     assert re.search(r"import_orders_and_export_stock:\n    last run:  .* \(manual\) — ok", status.stdout)
     assert "0 orders imported, 1 deferred" in status.stdout
