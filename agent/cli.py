@@ -260,7 +260,16 @@ def cmd_new_key(args: argparse.Namespace) -> int:
 
 # --- main --------------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [register_serve, register_check, register_new_key]
+
+def register_deploy(sub: Any) -> None:
+    try:
+        from deploy.cli import register
+    except ImportError:  # a release on the webserver ships the agent without deploy/
+        return
+    register(sub)
+
+
+COMMANDS: list[Callable[[Any], None]] = [register_serve, register_check, register_new_key, register_deploy]
 
 
 def build_parser() -> argparse.ArgumentParser:
