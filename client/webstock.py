@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS webstock_skus (
     profile TEXT NOT NULL,
     sku_key TEXT NOT NULL,
     sku TEXT NOT NULL,
-    managed INTEGER,
     PRIMARY KEY (profile, sku_key)
 );
 """
@@ -200,16 +199,8 @@ class _Store:
         with self.tx() as conn:
             conn.execute("DELETE FROM webstock_skus WHERE profile = ?", (self.profile,))
             conn.executemany(
-                "INSERT OR REPLACE INTO webstock_skus (profile, sku_key, sku, managed) VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        self.profile,
-                        s["sku"].casefold(),
-                        s["sku"],
-                        None if s.get("managed") is None else int(s["managed"]),
-                    )
-                    for s in skus
-                ],
+                "INSERT OR REPLACE INTO webstock_skus (profile, sku_key, sku) VALUES (?, ?, ?)",
+                [(self.profile, s["sku"].casefold(), s["sku"]) for s in skus],
             )
 
 
