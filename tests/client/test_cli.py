@@ -264,3 +264,21 @@ def test_template_vat_mode_is_compared_with_how_the_shop_enters_prices(tmp_path:
     mismatch = _template_check(profile, [incl], False)
     assert mismatch.ok and mismatch.warning
     assert mismatch.line().startswith("LET OP template:") and "excluding VAT" in mismatch.line()
+
+
+def test_status_shows_local_times_pausing_and_idle(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    admin = tmp_path / "administratie.sqlite"
+    tasks = {
+        "import_orders": {"interval": "15m", "next_run": "2027-06-24 10:00", "paused": True},
+        "import_orders_and_export_stock": {"interval": "1h", "next_run": "2027-12-24 10:00"},
+    }
+    config = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", admin, tasks=tasks)])
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "shop (test shop)" in out and "Now: Gereed" in out
+    # next_run is written and shown in Amsterdam time, summer and winter alike (stored in UTC).
+    assert "next run:  2027-06-24 10:00 (every 15m)" in out
+    assert "next run:  2027-12-24 10:00 (every 1h)" in out
+    assert "paused:    yes — task import_orders is paused" in out
+    assert "paused:    no" in out
+    assert out.count("last run:  never") == 2
