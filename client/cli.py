@@ -47,6 +47,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 done, 1 something failed, 2 wrong use, 3 not run (already running or paused).",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 snelstart_app = typer.Typer(help="Work with SnelStart administrations.", no_args_is_help=True)

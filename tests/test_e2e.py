@@ -165,6 +165,10 @@ def test_koppel_run_against_gunicorn_agent_order_by_order(setup: dict[str, Any])
     assert '"version": 2' in diagnostics.stdout
     page = koppel("agent", "GET", "/v1/orders?limit=2&created_from=2000-01-01T00:00:00Z", "--config", config)
     assert page.returncode == 0 and '"number": "000000101"' in page.stdout
+    body = '{"request_id": "e2e-0001", "items": [{"sku": "NO-SUCH-SKU", "qty": "3"}]}'
+    post = koppel("agent", "POST", "/v1/stock", "--data", body, "--config", config)
+    assert post.returncode == 0, post.stdout + post.stderr
+    assert '"status": "unknown_sku"' in post.stdout
 
 
 def test_koppel_schedule_runs_due_tasks_and_stops_on_ctrl_c(setup: dict[str, Any]) -> None:
