@@ -251,8 +251,13 @@ class Planner:
         self.schedule.sync()
         self.say("client.yml reloaded")
 
-    def run_forever(self, tick_seconds: float = 20.0, stop: threading.Event | None = None) -> None:
-        """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set)."""
+    def run_forever(
+        self,
+        tick_seconds: float = 20.0,
+        stop: threading.Event | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set); ``wall`` is the clock watched for jumps."""
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
@@ -285,12 +290,12 @@ class Planner:
             previous = signal.signal(signal.SIGTERM, on_signal)
         scheduler.start()
         self.say(f"Scheduler running for {', '.join(profiles)}; stop with Ctrl-C")
-        wall, mono = time.time(), time.monotonic()
+        last_wall, last_mono = wall(), time.monotonic()
         try:
             while not stop.wait(1.0):
-                now_wall, now_mono = time.time(), time.monotonic()
-                drift = (now_wall - wall) - (now_mono - mono)
-                wall, mono = now_wall, now_mono
+                now_wall, now_mono = wall(), time.monotonic()
+                drift = (now_wall - last_wall) - (now_mono - last_mono)
+                last_wall, last_mono = now_wall, now_mono
                 if abs(drift) > 5:
                     # APScheduler times its heartbeats by the wall clock; after a jump, wake them ourselves.
                     self.say(f"the clock jumped ({drift:+.0f} s); checking the schedule now")

@@ -254,3 +254,38 @@ def test_run_forever_drives_ticks_with_apscheduler_and_stops(tmp_path: Path) -> 
         worker.join(30)
         assert not worker.is_alive()
     assert calls == ["import_orders"]
+
+
+def test_run_forever_wakes_the_heartbeats_when_the_wall_clock_jumps(tmp_path: Path) -> None:
+    import time
+
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m"}})
+    stop = threading.Event()
+    ticks: list[float] = []
+    said: list[str] = []
+    start = time.time()
+    readings = iter(range(10**6))
+
+    def wall() -> float:
+        # From the third reading on, the wall clock stands an hour later (a PC waking from sleep).
+        return time.time() + (3600 if next(readings) >= 2 else 0)
+
+    with StateStore(config.state) as state:
+        planner = Planner(config, state, run_task=lambda *a, **k: "ok", say=said.append)
+
+        def tick(profile: str) -> list:
+            ticks.append(time.time() - start)
+            if len(ticks) == 2:
+                stop.set()
+            return []
+
+        planner.tick = tick  # type: ignore[method-assign]
+        worker = threading.Thread(
+            target=planner.run_forever, kwargs={"tick_seconds": 120, "stop": stop, "wall": wall}
+        )
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive()
+    # The heartbeat is every 120 s; the second tick came within seconds because of the jump.
+    assert len(ticks) == 2 and ticks[1] < 10
+    assert any("the clock jumped (+3600 s)" in line for line in said)
