@@ -104,6 +104,9 @@ def connect(cfg: AgentConfig, *, version: int | None = None) -> pymysql.connecti
             connect_timeout=db.connect_timeout,
             read_timeout=db.read_timeout,
             write_timeout=db.read_timeout,
+            # PyMySQL >= 1.2 builds a TLS context (~30 ms) on every connect to try TLS; over a unix socket or
+            # loopback there is nothing to protect, and the agent connects once per request.
+            ssl_disabled=bool(db.unix_socket) or db.host in ("127.0.0.1", "localhost", "::1"),
         )
     except (pymysql.err.MySQLError, OSError) as exc:
         raise DatabaseUnavailable(_describe(exc, cfg)) from exc
