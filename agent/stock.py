@@ -27,7 +27,9 @@ from agent.db import Magento
 
 STOCK_ID = 1  # Magento's one legacy stock (Stock::DEFAULT_STOCK_ID); website 0 is its scope in Magento 2
 DEFAULT_SOURCE = "default"  # the MSI source Magento mirrors into cataloginventory_stock_item
-CHUNK = 1000
+# Rows per statement. Below MariaDB's in_predicate_conversion_threshold (1000), so an IN list stays a plain
+# index range instead of becoming a derived table the optimizer may join the wrong way round.
+CHUNK = 500
 MAX_SKU_LENGTH = 64  # catalog_product_entity.sku is varchar(64): a longer SKU cannot exist
 QTY_MAX = Decimal("99999999.9999")  # decimal(12,4)
 FOUR_PLACES = Decimal("0.0001")
@@ -239,7 +241,7 @@ def _resolve(cur: Any, magento: Magento, skus: Sequence[str]) -> dict[str, _Prod
 
 
 _ITEM_COLUMNS = (
-    "item_id, product_id, qty, is_in_stock, min_qty, use_config_min_qty, backorders, use_config_backorders, "
+    "item_id, product_id, stock_id, qty, is_in_stock, min_qty, use_config_min_qty, backorders, use_config_backorders, "
     "manage_stock, use_config_manage_stock, stock_status_changed_auto"
 )
 
@@ -250,14 +252,16 @@ def _stock_items(
     ids = sorted(set(product_ids))
     rows: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(ids):
+        # No "stock_id = 1" in the WHERE: every row has it, and it tempts the optimizer onto the stock_id
+        # index, i.e. a scan that would lock the whole table; product_id alone is always a narrow range.
         cur.execute(
             f"SELECT {_ITEM_COLUMNS} FROM {magento.table('cataloginventory_stock_item')} "
-            f"WHERE stock_id = {STOCK_ID} AND product_id IN ({_marks(len(chunk))})"
-            + (" FOR UPDATE" if lock else ""),
+            f"WHERE product_id IN ({_marks(len(chunk))})" + (" FOR UPDATE" if lock else ""),
             list(chunk),
         )
         for row in cur.fetchall():
-            rows[int(row["product_id"])] = row
+            if int(row["stock_id"]) == STOCK_ID:
+                rows[int(row["product_id"])] = row
     return rows
 
 
@@ -651,17 +655,22 @@ def _write_status_rows(
         marks = _marks(len(chunk))
         cur.execute(
             f"SELECT product_id, website_id FROM {magento.table('catalog_product_website')} "
-            f"WHERE website_id <> 0 AND product_id IN ({marks})",
+            f"WHERE product_id IN ({marks})",
             list(chunk),
         )
         for row in cur.fetchall():
-            websites.setdefault(int(row["product_id"]), []).append(int(row["website_id"]))
+            if int(row["website_id"]) != 0:  # the admin website has no stock status of its own
+                websites.setdefault(int(row["product_id"]), []).append(int(row["website_id"]))
         cur.execute(
-            f"SELECT product_id, website_id, qty, stock_status FROM {magento.table('cataloginventory_stock_status')} "
-            f"WHERE stock_id = {STOCK_ID} AND product_id IN ({marks}) FOR UPDATE",
+            # The primary key starts with product_id; forced because a locking scan would lock every row.
+            f"SELECT product_id, website_id, stock_id, qty, stock_status "
+            f"FROM {magento.table('cataloginventory_stock_status')} FORCE INDEX (PRIMARY) "
+            f"WHERE product_id IN ({marks}) FOR UPDATE",
             list(chunk),
         )
         for row in cur.fetchall():
+            if int(row["stock_id"]) != STOCK_ID:
+                continue
             existing[(int(row["product_id"]), int(row["website_id"]))] = (
                 Decimal(row["qty"]),
                 int(row["stock_status"]),
