@@ -5,8 +5,10 @@ web orders must be in SnelStart before their quantities can be claimed).
 
 The order of things is what keeps the shop's figures honest:
 
-1. Read SnelStart completely (stock articles and open web orders). Any error there ends the export before the
-   agent is called: a half-read administration would push zeroes or overstated figures.
+1. Read everything the figures depend on: SnelStart completely (stock articles, open web orders) and the Magento
+   orders this profile knows but has not imported yet (deferred while awaiting payment, failed), which hold
+   stock in Magento. Any error there ends the export before anything is sent: a half-read picture would push
+   zeroes or overstated figures.
 2. Settle batches a previous run sent without hearing the answer. They are sent again under their own request
    id; the agent answers a known id from its ledger without writing, so a batch is applied at most once, and
    the figures it carried are recorded as sent only once the agent confirmed them.
@@ -24,10 +26,19 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from client.agent_client import AgentClient, AgentError
-from client.rules.webstock import WebStock, compute_web_stock, open_claims, parts_placed_by, qty_text
+from client.rules.webstock import (
+    WebStock,
+    compute_web_stock,
+    magento_order_lines,
+    open_claims,
+    parts_placed_by,
+    qty_text,
+    sku_claims,
+)
 from client.snelstart.base import SnelStartBackend
 from client.state import StateStore, utcnow
 
@@ -74,6 +85,7 @@ class StockExportError(Exception):
 class StockExportResult:
     articles: int = 0  # stock-controlled articles read from SnelStart
     open_orders: int = 0  # unprocessed web orders whose quantities were claimed
+    held_orders: int = 0  # Magento orders not imported yet (deferred, failed) whose quantities were claimed
     skus: int = 0  # SKUs with a web stock figure
     sent: int = 0  # items sent in this run (resent batches included)
     updated: int = 0
@@ -208,10 +220,14 @@ class _Store:
 
 
 def read_web_stock(
-    backend: SnelStartBackend, code_field: str, recipes_mode: str
+    backend: SnelStartBackend,
+    code_field: str,
+    recipes_mode: str,
+    unimported: Sequence[tuple[str, Decimal]] = (),
 ) -> tuple[WebStock, int, int]:
     """Web stock per SKU from SnelStart, with the number of stock articles and of open web orders.
 
+    ``unimported``: (SKU, quantity) lines of Magento orders that are not in SnelStart yet; they claim stock too.
     Raises ``StockExportError`` when anything in the read fails, so that nothing is sent from a partial picture.
     """
     try:
@@ -230,7 +246,37 @@ def read_web_stock(
     except Exception as exc:  # noqa: BLE001 - whatever broke the read, the answer is the same: send nothing
         raise StockExportError(f"reading stock from SnelStart failed, no stock was sent: {exc}") from exc
     claims = open_claims(orders, by_id, parts_placed_by(recipes_mode))
+    for artikel_id, qty in sku_claims(unimported, artikelen, code_field).items():
+        claims[artikel_id] = claims.get(artikel_id, Decimal(0)) + qty
     return compute_web_stock(artikelen, claims, code_field), len(artikelen), len(orders)
+
+
+def unimported_order_lines(
+    state: StateStore, agent: AgentClient, profile: str
+) -> tuple[list[tuple[str, Decimal]], int]:
+    """The lines of Magento orders this profile knows but has not imported (deferred or failed), with their count.
+
+    Canceled and closed orders gave their stock back in Magento and claim nothing. An order the agent cannot
+    serve stops the export: figures without its claim could oversell."""
+    ids = {d.entity_id for d in state.deferred_list(profile)} | {
+        f.entity_id for f in state.failed_list(profile)
+    }
+    lines: list[tuple[str, Decimal]] = []
+    held = 0
+    for entity_id in sorted(ids):
+        if state.ledger_get(profile, entity_id) is not None:
+            continue  # in SnelStart already (or being created): its open order carries the claim
+        try:
+            order = agent.order(entity_id)
+        except AgentError as exc:
+            raise StockExportError(
+                f"reading Magento order {entity_id} (not imported yet) failed, no stock was sent: {exc}"
+            ) from exc
+        if order is None or order.get("state") in ("canceled", "closed"):
+            continue
+        lines.extend(magento_order_lines(order))
+        held += 1
+    return lines, held
 
 
 # -- talking to the agent ----------------------------------------------------------------------------------
@@ -366,8 +412,13 @@ def export_stock(
     """Export the web stock of one profile. ``max_items`` overrides what the agent states; ``full`` forces (True)
     or suppresses (False) the daily full push. Raises ``StockExportError`` (logged by the caller) when it stops."""
     name = profile.name
-    web, articles, open_orders = read_web_stock(backend, profile.articles.code_field, profile.orders.recipes)
-    result = StockExportResult(articles=articles, open_orders=open_orders, skus=len(web.by_sku))
+    held_lines, held = unimported_order_lines(state, agent, name)
+    web, articles, open_orders = read_web_stock(
+        backend, profile.articles.code_field, profile.orders.recipes, held_lines
+    )
+    result = StockExportResult(
+        articles=articles, open_orders=open_orders, held_orders=held, skus=len(web.by_sku)
+    )
     result.problems.extend(web.problems)
     result.without_figure = len(web.problems)
     store = _Store(state, name)
@@ -435,7 +486,7 @@ def _log(state: StateStore, profile: str, r: StockExportResult) -> None:
         f"Web stock ({kind}): {r.sent} sent in {r.batches} batch(es): {r.updated} updated, {r.unchanged} unchanged, "
         f"{r.unknown} unknown in Magento, {r.not_managed} not managed, {r.invalid} invalid; "
         f"{r.not_in_magento} not sent (not in Magento); {r.skus} articles with a web stock, "
-        f"{r.open_orders} open web orders"
+        f"{r.open_orders} open web orders, {r.held_orders} Magento orders not imported yet"
     )
     state.log(profile, "warning" if r.invalid or r.problems else "info", message, essential=True, task=TASK)
     if r.problems:

@@ -12,6 +12,10 @@ stock-controlled part allows: min over the parts of floor(part web stock / quant
 Recipe lines on open orders: when the import placed the recipe parts as lines of their own (``orders.recipes``),
 those lines carry the claim on the parts; when it did not, the composite line claims its parts itself, because
 the parts leave the warehouse either way. ``parts_placed`` tells which case applies per composite article.
+
+Magento orders koppel knows but has not imported yet (deferred while awaiting payment, or failed) hold their
+quantities too (``magento_order_lines`` + ``sku_claims``): Magento keeps stock aside for them, and a pushed figure
+that ignored them would hand those units out a second time.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from client.snelstart.base import Artikel, Verkooporder
 
@@ -93,6 +98,42 @@ def open_claims(
             if artikel is not None and artikel.recept and not parts_placed(artikel):
                 for part in artikel.recept:
                     claim(part.artikel_id, regel.aantal * part.aantal)
+    return claims
+
+
+def magento_order_lines(order: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
+    """(SKU, quantity) of what an agent ORDER takes from the warehouse: a configurable's LINE already names the
+    chosen simple product; a bundle's selections are the products that leave, whatever its price type."""
+    out: list[tuple[str, Decimal]] = []
+    for line in order.get("lines") or []:
+        children = line.get("children") or []
+        items = children if line.get("product_type") == "bundle" and children else [line]
+        for item in items:
+            sku = (item.get("sku") or "").strip()
+            qty = Decimal(str(item.get("qty") or 0))
+            if sku and qty > 0:
+                out.append((sku, qty))
+    return out
+
+
+def sku_claims(
+    lines: Iterable[tuple[str, Decimal]], artikelen: Iterable[Artikel], code_field: str
+) -> dict[str, Decimal]:
+    """Artikel id → quantity claimed by Magento order lines (by SKU per ``code_field``). A composite's line also
+    claims its parts: in Magento it is one line, and no import has placed its recipe yet."""
+    by_sku: dict[str, Artikel] = {}
+    for artikel in artikelen:
+        sku = sku_of(artikel, code_field)
+        if sku is not None:
+            by_sku[sku.casefold()] = artikel
+    claims: dict[str, Decimal] = {}
+    for sku, qty in lines:
+        artikel = by_sku.get(sku.casefold())
+        if artikel is None:
+            continue
+        claims[artikel.id] = claims.get(artikel.id, ZERO) + qty
+        for part in artikel.recept:
+            claims[part.artikel_id] = claims.get(part.artikel_id, ZERO) + qty * part.aantal
     return claims
 
 

@@ -399,3 +399,39 @@ def test_a_batch_the_agent_refuses_as_a_whole_is_dropped_and_its_skus_sent_afres
     again = setup.export(agent)
     assert again.sent == 2 and sorted(i["sku"] for i in agent.posts[-1]["items"]) == ["1001", "1002"]
     assert again.unchanged == 2
+
+
+def test_orders_awaiting_payment_hold_their_stock(setup: Setup, shop: Any) -> None:
+    """Magento keeps stock aside for an order awaiting payment (MSI: a reservation); koppel defers its import, and
+    the pushed figure must not hand those units out again. Paid: the open web order takes over the claim.
+    Canceled: Magento gives the units back and so does the figure."""
+    free = setup.free()
+    for number, sku, qty in (("000000601", "1003", 2), ("000000602", "1004", 1)):
+        shop.order(
+            [{"sku": sku, "qty": qty, "price": "33.0165"}],
+            billing=guest(f"klant{number}@example.nl"),
+            number=number,
+            state="pending_payment",
+        )
+        setup.magento.reservation(sku, -qty)
+    first = run_task(setup.config, "shop", "import_orders_and_export_stock", state=setup.state)
+    assert first.result == "ok", first.message
+    assert first.import_result.deferred == 2 and first.stock_result.held_orders == 2
+    shown = setup.magento_stock("1003", "1004")
+    assert shown["1003"][1] == free["1003"] - 2 and shown["1004"][1] == free["1004"] - 1
+
+    order = shop.table("order")
+    shop.conn.cursor().execute(
+        f"UPDATE {order} SET state = 'processing', status = 'processing' WHERE increment_id = '000000601'"
+    )
+    shop.conn.cursor().execute(
+        f"UPDATE {order} SET state = 'canceled', status = 'canceled' WHERE increment_id = '000000602'"
+    )
+    setup.magento.reservation("1004", 1)  # Magento compensates the reservation of a canceled order
+    second = run_task(setup.config, "shop", "import_orders_and_export_stock", state=setup.state)
+    assert second.result == "ok", second.message
+    assert second.import_result.imported == 1 and second.import_result.dropped == 1
+    assert second.stock_result.held_orders == 0 and second.stock_result.open_orders == 1
+    shown = setup.magento_stock("1003", "1004")
+    assert shown["1003"][1] == free["1003"] - 2  # now claimed by the open web order in SnelStart, once
+    assert shown["1004"][1] == free["1004"]
