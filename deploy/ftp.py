@@ -87,30 +87,33 @@ class FtpTarget:
 
     # --- small FTP helpers ---------------------------------------------------------------------------
 
+    def _is_dir(self, path: str) -> bool:
+        here = self.ftp.pwd()
+        try:
+            self.ftp.cwd(path)
+        except ftplib.error_perm:
+            return False
+        self.ftp.cwd(here)
+        return True
+
     def _list(self, path: str) -> dict[str, str]:
         """Names in ``path`` with their type ("dir" or "file"); {} when it does not exist."""
         try:
             return {n: f.get("type", "file") for n, f in self.ftp.mlsd(path) if n not in (".", "..")}
         except ftplib.error_perm as exc:
-            if str(exc).startswith("550"):
-                return {}
-            if not str(exc).startswith(("500", "502")):
-                raise
-        # No MLSD (e.g. vsftpd): NLST and probe each name with CWD.
-        here = self.ftp.pwd()
-        out = {}
-        try:
-            names = [posixpath.basename(n) for n in self.ftp.nlst(path)]
-        except ftplib.error_perm:
+            failure = exc
+        # Servers word "no such folder" differently (550, 501, ...), so look for the folder itself.
+        if not self._is_dir(path):
             return {}
-        for name in names:
-            try:
-                self.ftp.cwd(posixpath.join(path, name))
-                out[name] = "dir"
-            except ftplib.error_perm:
-                out[name] = "file"
-        self.ftp.cwd(here)
-        return out
+        if not str(failure).startswith(("500", "502", "504")):
+            raise failure
+        # No MLSD (e.g. vsftpd): NLST, and tell folders from files by trying to enter them.
+        return {
+            posixpath.basename(n): "dir"
+            if self._is_dir(posixpath.join(path, posixpath.basename(n)))
+            else "file"
+            for n in self.ftp.nlst(path)
+        }
 
     def _mkdirs(self, path: str) -> None:
         parts = [p for p in path.split("/") if p]
@@ -185,6 +188,7 @@ class FtpTarget:
             self._mkdirs(folder)
         self._rmtree(partial)
         try:
+            self._mkdirs(partial)
             count = 0
             for local in sorted(release.root.rglob("*")):
                 remote = posixpath.join(partial, local.relative_to(release.root).as_posix())
