@@ -295,8 +295,11 @@ def agent_limits(agent: AgentClient) -> tuple[int, int | None]:
     for parameter in _dig(doc, "paths", "/v1/skus", "get", "parameters") or []:
         if isinstance(parameter, dict) and parameter.get("name") == "limit":
             page = _dig(parameter, "schema", "maximum")
-    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
-    return (items if positive(items) else DEFAULT_MAX_ITEMS), (page if positive(page) else None)
+    return (items if _positive(items) else DEFAULT_MAX_ITEMS), (page if _positive(page) else None)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _dig(value: Any, *keys: str) -> Any:
