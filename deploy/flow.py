@@ -121,19 +121,25 @@ def _restart_and_verify(
             wait_healthy(health_url, health_timeout)
 
 
-def _switch_back(target: Target, console: Console, previous: str | None, failed: DeployError) -> None:
+def _switch_back(target: Target, console: Console, previous: str | None, failed: DeployError) -> bool:
+    """After a failed restart or health check: make ``previous`` current and running again."""
     if previous is None:
         console.say(
             f"no earlier release to switch back to; current stays at the new release ({failed.step} failed)"
         )
-        return
+        return False
     try:
         target.switch(previous)
-        console.say(f"switched current back to {previous}")
+    except Exception as exc:
+        console.say(f"switching current back to {previous} failed too: {type(exc).__name__}: {exc}")
+        return False
+    console.say(f"switched current back to {previous}")
+    try:
         target.restart(console)
         console.say(f"restarted {previous}")
     except Exception as exc:
-        console.say(f"switching back to {previous} failed too: {type(exc).__name__}: {exc}")
+        console.say(f"restarting {previous} failed too ({exc}); the process that ran before was not replaced")
+    return True
 
 
 def deploy(
@@ -172,7 +178,12 @@ def deploy(
     try:
         _restart_and_verify(target, console, health_url, health_timeout)
     except DeployError as exc:
-        _switch_back(target, console, previous, exc)
+        if _switch_back(target, console, previous, exc):
+            try:
+                target.remove(release.stamp)
+                console.say(f"removed the failed release {release.stamp}")
+            except Exception as cleanup:
+                console.say(f"could not remove the failed release {release.stamp}: {cleanup}")
         console.say(f"deploy failed at step {exc.step}")
         raise
     with step(console, "prune", f"keeping the newest {keep} releases"):

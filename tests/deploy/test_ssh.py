@@ -157,6 +157,19 @@ def test_deploy_second_release_broken_upload_and_rollback(
     pid2 = agent_pid(base)
     assert pid2 != pid1
 
+    # A restart that fails after the switch: current goes back, the running agent is the second release.
+    failing = [a if a != "./restart.sh" else "echo unit failed >&2; exit 3" for a in common]
+    assert deploy(sshd, base, known, *failing) == 1
+    out = capsys.readouterr().out
+    assert (
+        "failed at step restart" in out
+        and "unit failed" in out
+        and f"switched current back to {second[9:]}" in out
+    )
+    assert current(base) == second
+    assert sorted(p.name for p in (base / "releases").iterdir()) == sorted([first[9:], second[9:]])
+    assert agent_pid(base) == pid2
+
     # 3. An upload that breaks halfway: the running release and current stay as they were.
     calls = {"n": 0}
     real_put = SshTarget._put_file
