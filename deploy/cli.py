@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
         "--restart-command",
         default=None,
         metavar="CMD",
-        help="run in the base folder after the switch (default: systemctl --user restart koppel-agent; "
+        help="run in the base folder after the switch (default: sudo -n systemctl restart koppel-agent; "
         "'' for none)",
     )
     ftp = p.add_argument_group("FTP(S)")

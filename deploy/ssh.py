@@ -21,7 +21,8 @@ import paramiko
 from deploy.flow import Console, DeployError
 from deploy.release import SHARED_DIR, Release, is_release_name
 
-DEFAULT_RESTART = "systemctl --user restart koppel-agent"
+# Matches deploy/koppel-agent.service and the sudoers line in README-deploy.md.
+DEFAULT_RESTART = "sudo -n systemctl restart koppel-agent"
 PIP_TIMEOUT = 900
 
 
