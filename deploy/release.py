@@ -231,13 +231,13 @@ def prepare_config(source: Path, release: Release) -> None:
         ref_path = Path(os.path.expanduser(str(ref)))
         if ref_path.is_absolute():
             continue  # a file that already lives on the server
+        if ".." in ref_path.parts:  # it is uploaded to the same place relative to the release's agent.yml
+            raise ReleaseError(f"{source}: {name}_file {ref} must stay inside the folder of agent.yml")
         local = source.resolve().parent / ref_path
         try:
             value = local.read_text(encoding="utf-8")
         except OSError as exc:
             raise ReleaseError(f"{source}: {name}_file {ref}: cannot read {local}: {exc.strerror}") from None
-        if ".." in ref_path.parts:
-            raise ReleaseError(f"{source}: {name}_file {ref} must stay inside the folder of agent.yml")
         release.secrets.append(value.strip())
         _write_secret(release, ref_path.as_posix(), value)
     state_dir = Path(str(data.get("state_dir") or "agent-state"))
