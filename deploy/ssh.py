@@ -193,7 +193,10 @@ class SshTarget:
                 count += 1
             self.sftp.rename(partial, self._release(release.stamp))
         except BaseException:
-            self.run(f"rm -rf {q(partial)}")
+            try:
+                self.run(f"rm -rf {q(partial)}")
+            except Exception:  # the connection may be what broke; the hidden folder is retried next time
+                pass
             raise
         console.say(f"uploaded {count} files to {self._release(release.stamp)}")
 
@@ -223,6 +226,13 @@ class SshTarget:
         q = shlex.quote
         release = self._release(stamp)
         offline = "--no-index --find-links wheels" if self._exists(posixpath.join(release, "wheels")) else ""
+        self._must(
+            "prepare",
+            f"{q(self.s.python)} -c 'import sys; sys.exit(sys.version_info < (3, 11))' || "
+            f'{{ echo "{self.s.python} on the server is $({q(self.s.python)} -V 2>&1); koppel needs 3.11 or '
+            'newer: give --python python3.11 (or newer)"; exit 1; }',
+            "looking for Python 3.11+ on the server",
+        )
         console.say("building the virtual environment (python -m venv, pip install -r requirements.txt)")
         self._must(
             "prepare",

@@ -225,3 +225,36 @@ def test_a_release_that_fails_the_check_on_the_server_is_never_switched_to(
     assert not (base / "current").exists()
     assert list((base / "releases").iterdir()) == []
     assert not (base / "shared" / "agent.pid").exists(), "the restart command must not have run"
+
+
+def test_too_old_python_on_the_server_stops_at_prepare(
+    sshd: SshServer,
+    server: tuple[Path, int],
+    agent_yml: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base, _ = server
+    old = base / "python3.8"
+    old.write_text('#!/bin/sh\n[ "$1" = -V ] && { echo "Python 3.8.10"; exit 0; }\nexit 1\n')
+    old.chmod(0o755)
+    args = ["--config", str(agent_yml), "--packages", "pypi", "--accept-host-key", sshd.host_fingerprint]
+    assert (
+        agent_main(
+            [
+                "deploy",
+                f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{base}",
+                "--key",
+                str(sshd.client_key),
+                "--known-hosts",
+                str(tmp_path / "known_hosts"),
+                "--python",
+                str(old),
+                *args,
+            ]
+        )
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert "failed at step prepare" in out and "is Python 3.8.10; koppel needs 3.11 or newer" in out
+    assert list((base / "releases").iterdir()) == [] and not (base / "current").exists()
