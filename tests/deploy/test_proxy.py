@@ -1,0 +1,120 @@
+"""The shipped nginx snippet in front of a real gunicorn agent: TLS, the /koppel prefix, signed requests
+from the real client through the proxy, and the body limit. Needs nginx (apt-get install nginx)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from client.agent_client import AgentClient
+from tests.agent.conftest import KEY_ID, SECRET, config_dict, make_magento, write_config
+from tests.deploy.conftest import self_signed, wait_port
+from tests.mariadb import MariaDB, free_port
+
+SNIPPET = Path(__file__).resolve().parents[2] / "deploy" / "nginx-koppel.conf"
+AGENT = str(Path(sys.executable).parent / "koppel-agent")
+
+
+@pytest.fixture
+def agent_port(mariadb: MariaDB, database: str, tmp_path: Path) -> Iterator[int]:
+    make_magento(mariadb, database, 2)
+    config = write_config(tmp_path / "agent.yml", config_dict(mariadb, database, tmp_path / "state"))
+    port = free_port()
+    log = (tmp_path / "agent.log").open("w")
+    proc = subprocess.Popen(
+        [AGENT, "serve", "--config", str(config), "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port, 30)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+@pytest.fixture
+def nginx(agent_port: int, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.skip(
+            "nginx is not installed (apt-get install nginx): the shipped nginx snippet is not exercised"
+        )
+    d = tmp_path / "nginx"
+    d.mkdir()
+    cert, key = self_signed(d)
+    snippet = SNIPPET.read_text().replace("127.0.0.1:8080", f"127.0.0.1:{agent_port}")
+    (d / "koppel.conf").write_text(snippet)
+    port = free_port()
+    temp = " ".join(
+        f"{kind}_temp_path {d}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (d / "nginx.conf").write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"""daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        include {d}/koppel.conf;
+    }}
+}}
+"""
+    )
+    check = subprocess.run([binary, "-t", "-c", str(d / "nginx.conf")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([binary, "-c", str(d / "nginx.conf")], stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield f"https://127.0.0.1:{port}", cert
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_signed_requests_pass_the_nginx_snippet(nginx: tuple[str, Path]) -> None:
+    base, cert = nginx
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify
+    session.verify = str(cert)
+    assert session.get(base + "/koppel/v1/health", timeout=10).json() == {"status": "ok"}
+    # The real client signs /koppel/v1/...; the agent sees /v1/... plus X-Forwarded-Prefix.
+    with AgentClient(base + "/koppel", KEY_ID, SECRET, session=session) as client:
+        diagnostics = client.get("/v1/diagnostics")
+    assert diagnostics["magento"]["version"] == 2
+    with AgentClient(
+        base + "/koppel", KEY_ID, "a-wrong-secret-" + "x" * 30, session=session, retries=0
+    ) as bad:
+        status, _ = bad.request("GET", "/v1/diagnostics")
+    assert status == 401
+
+
+def test_nginx_refuses_bodies_above_the_limit(nginx: tuple[str, Path]) -> None:
+    base, cert = nginx
+    session = requests.Session()
+    session.trust_env = False
+    started = time.monotonic()
+    r = session.post(base + "/koppel/v1/stock", data=b"x" * 2_300_000, verify=str(cert), timeout=30)
+    assert r.status_code == 413 and time.monotonic() - started < 30
