@@ -426,7 +426,7 @@ def _order(
         },
         "payment": {
             "method": payment["method"] if payment else None,
-            "title": _payment_title(payment, warnings),
+            "title": _payment_title(payment),
             "fee": fee,
         },
         "totals": {
@@ -529,7 +529,7 @@ def _unexplained(row: dict[str, Any], fee: dict[str, str | None] | None) -> str 
     return str((row["grand_total"] - known).quantize(Decimal("0.0001")))
 
 
-def _payment_title(payment: dict[str, Any] | None, warnings: list[str]) -> str | None:
+def _payment_title(payment: dict[str, Any] | None) -> str | None:
     if not payment or not payment["additional_information"]:
         return None
     info, problem = decode_options(payment["additional_information"])
