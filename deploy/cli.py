@@ -117,7 +117,7 @@ def _ask_host_key(host: str, kind: str, fingerprint: str) -> bool:
     return answer.strip().lower() == "yes"
 
 
-def open_target(args: argparse.Namespace) -> Any:
+def open_target(args: argparse.Namespace, console: Any) -> Any:
     """Connect to the server the target URL names (DeployError on failure)."""
     url = urlsplit(args.target)
     if url.scheme not in SCHEMES or not url.hostname or not url.username:
@@ -133,6 +133,8 @@ def open_target(args: argparse.Namespace) -> Any:
         raise SystemExit("koppel-agent deploy: the target needs a folder, e.g. ssh://user@host/~/koppel")
     base = path[3:] if path.startswith("/~/") else path
     password = _password(args)
+    if password:
+        console.add_secrets([password])
     if url.scheme in ("ssh", "sftp"):
         from deploy.ssh import DEFAULT_RESTART, SshSettings, SshTarget
 
@@ -164,6 +166,7 @@ def open_target(args: argparse.Namespace) -> Any:
                 "koppel-agent deploy: FTP needs a password: --password-env VAR or --ask-password"
             )
         password = getpass.getpass(f"FTP password for {url.username}@{url.hostname}: ")
+        console.add_secrets([password])
     return FtpTarget(
         FtpSettings(
             host=url.hostname,
@@ -186,7 +189,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise SystemExit("koppel-agent deploy: give --config FILE (the agent.yml for the server)")
     target = None
     try:
-        target = open_target(args)
+        target = open_target(args, console)
         if args.list:
             flow.describe(target, console)
             return 0

@@ -311,6 +311,7 @@ def build_release(
         f"release {stamp}\nkoppel {version}\npackages {packages}\n", encoding="utf-8"
     )
     for rel in release.secret_files:
-        if stat.S_IMODE((root / rel).stat().st_mode) != SECRET_MODE:
+        # Windows has no such modes; there only the server-side chmod (done by every target) counts.
+        if os.name == "posix" and stat.S_IMODE((root / rel).stat().st_mode) != SECRET_MODE:
             raise ReleaseError(f"could not give {rel} mode 0600 in {root}")
     return release

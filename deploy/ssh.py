@@ -91,6 +91,25 @@ class SshTarget:
             _ConfirmHostKey(settings.known_hosts, settings.accept_host_key, ask)
         )
         try:
+            self._connect()
+        except BaseException:
+            self.client.close()  # no transport thread left behind after a refused connection
+            raise
+        try:
+            self.sftp = self.client.open_sftp()
+            home = self.sftp.normalize(".")
+        except (OSError, paramiko.SSHException) as exc:
+            self.client.close()
+            raise DeployError("connect", f"SFTP is not available on {settings.host}: {exc}") from None
+        self.base = posixpath.normpath(posixpath.join(home, settings.base))
+        self.releases_dir = posixpath.join(self.base, "releases")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _connect(self) -> None:
+        settings = self.s
+        try:
             self.client.connect(
                 settings.host,
                 port=settings.port,
@@ -119,13 +138,6 @@ class SshTarget:
             ) from None
         except (OSError, paramiko.SSHException) as exc:
             raise DeployError("connect", f"cannot reach {settings.host}:{settings.port}: {exc}") from None
-        self.sftp = self.client.open_sftp()
-        home = self.sftp.normalize(".")
-        self.base = posixpath.normpath(posixpath.join(home, settings.base))
-        self.releases_dir = posixpath.join(self.base, "releases")
-
-    def close(self) -> None:
-        self.client.close()
 
     # --- commands ------------------------------------------------------------------------------------
 
