@@ -32,7 +32,6 @@ import yaml  # noqa: E402
 
 from client.config import load_client_config  # noqa: E402
 from client.engine import ImportResult, OrderImporter  # noqa: E402
-from client.snelstart.base import NieuwArtikel  # noqa: E402
 from client.snelstart.factory import open_backend  # noqa: E402
 from client.snelstart.local import LocalBackend  # noqa: E402
 from client.snelstart.local_init import init_local  # noqa: E402
@@ -70,8 +69,6 @@ def main() -> int:
     print(f"work folder {folder}")
     init_local(admin, sample=True)
     with LocalBackend(admin) as local:
-        nul = next(g for g in local.omzetgroepen() if g.btw_percentage == 0)
-        local.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
         t = time.perf_counter()
         sync.grow_administration(local, (0, args.relaties), (0, args.artikelen))
         print(

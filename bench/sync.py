@@ -318,8 +318,6 @@ def main() -> int:
 
     init_local(large_admin, sample=True)
     with LocalBackend(large_admin) as backend:
-        nul = next(g for g in backend.omzetgroepen() if g.btw_percentage == 0)
-        backend.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
         t = time.perf_counter()
         grow_administration(backend, (0, args.small_relaties), (0, args.artikelen))
         print(

@@ -169,6 +169,25 @@ class OrderImporter:
         ``source`` is "feed" (a new page), "failed" (a retry) or "deferred" (a re-check). Raises ``_Transient``
         when the run must stop (SnelStart unreachable).
         """
+        seen = self._backend_warnings_seen()
+        try:
+            return self._handle(order, source)
+        finally:
+            self._log_backend_warnings(seen, str(order["number"]))
+
+    def _backend_warnings_seen(self) -> int:
+        return len(getattr(self.backend, "warnings", None) or ())
+
+    def _log_backend_warnings(self, seen: int, number: str) -> None:
+        """What the backend itself changed on the way in (b2b: fields cut to SnelStart's lengths) is news to
+        the user: into the log with the order, where `koppel log` shows it without --verbose."""
+        warnings = list(getattr(self.backend, "warnings", None) or ())
+        if len(warnings) < seen:  # someone emptied the list meanwhile; all it holds now is new
+            seen = 0
+        for warning in warnings[seen:]:
+            self.log("warning", f"Magento order {number}: {warning}", essential=True, order=number)
+
+    def _handle(self, order: dict, source: str) -> str:
         eid, number = int(order["id"]), str(order["number"])
         entry = self.state.ledger_get(self.name, eid)
         if entry is not None and entry.state == "done":

@@ -225,13 +225,22 @@ def _work(
         if own_backend:
             from client.snelstart.factory import open_backend
 
-            backend = open_backend(profile.snelstart, config.path.parent if config.path else None)
+            # The state store holds the b2b backend's mirror; without it the mirror would go to a side file.
+            config_dir = config.path.parent if config.path else None
+            backend = open_backend(profile.snelstart, config_dir, state=state)
         if own_agent:
             from client.agent_client import AgentClient
 
             agent = AgentClient.from_profile(profile)
         import_result = run_import(
-            config, profile, backend=backend, state=state, agent=agent, dry_run=dry_run, progress=on_progress
+            config,
+            profile,
+            backend=backend,
+            state=state,
+            agent=agent,
+            dry_run=dry_run,
+            progress=on_progress,
+            task=task,
         )
         counts = counts_of(import_result)
         message = describe_counts(counts)

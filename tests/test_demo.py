@@ -159,3 +159,22 @@ def test_demo_starts_a_private_mariadb_when_none_answers(
     assert not Path(private.group(2)).exists()
     with pytest.raises(pymysql.err.OperationalError):
         MariaDB(port=int(private.group(1))).connect()
+
+
+def test_demo_client_yml_names_the_samples_rounding_article(tmp_path: Path) -> None:
+    # Without orders.rounding_article an excl.-VAT template fails every order with a one-cent VAT difference.
+    from types import SimpleNamespace
+
+    from client.config import load_client_config
+    from client.demo.run_demo import write_client_yml
+    from client.snelstart.local import LocalBackend
+    from client.snelstart.local_init import init_local
+
+    init_local(tmp_path / "administratie.sqlite", sample=True)
+    agent = SimpleNamespace(url="http://127.0.0.1:9", secret="s" * 48)
+    profile = load_client_config(write_client_yml(tmp_path, agent)).profile("demo")  # type: ignore[arg-type]
+    assert profile.orders.rounding_article == "AFRONDING"
+    with LocalBackend(tmp_path / "administratie.sqlite") as backend:
+        (artikel,) = backend.artikelen_by_code(profile.orders.rounding_article)
+        rates = {g.id: g.btw_percentage for g in backend.omzetgroepen()}
+        assert rates[artikel.omzetgroep_id] == 0

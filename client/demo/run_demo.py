@@ -195,6 +195,8 @@ def write_client_yml(folder: Path, agent: Agent) -> Path:
             "shipping_costs": {"line": "VERZEND"},
             "discount": {"line": "KORTING"},
             "payment_costs": {"line": "BETAALKOSTEN"},
+            # The sample administration's 0 % article; only used when an order's totals differ by a cent.
+            "rounding_article": "AFRONDING",
             "default_article": "WEBSHOP",
         },
         "articles": {"revenue_group": 1, "processing": "add"},

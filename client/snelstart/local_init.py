@@ -40,6 +40,9 @@ LANDEN = {
     "US": "Verenigde Staten", "VA": "Vaticaanstad", "VN": "Vietnam", "ZA": "Zuid-Afrika",
 }  # fmt: skip
 
+# The one betalingskenmerk the sample administration holds (its pakbon order).
+SAMPLE_BETALINGSKENMERK = "KASSA-2026-0002"
+
 # Dutch rates; "Overig" has no fixed rate in SnelStart, 0 here.
 BTW_TARIEVEN = {"Hoog": "21", "Laag": "9", "Geen": "0", "Overig": "0"}
 
@@ -106,7 +109,7 @@ def add_sample_data(b: LocalBackend) -> None:
     """A small coffee webshop: omzetgroepen, templates, customers, articles, recipes, agreements, history."""
     hoog = b.add_omzetgroep(1, "Omzet hoog", "Hoog")
     laag = b.add_omzetgroep(2, "Omzet laag", "Laag")
-    b.add_omzetgroep(3, "Omzet verlegd/0 %", "Geen")
+    nul = b.add_omzetgroep(3, "Omzet verlegd/0 %", "Geen")
     webshop = b.add_sjabloon(
         "Webshop", prijs_incl_btw=True, kostensoort_1="Verzendkosten", kostensoort_2="Betaalkosten"
     )
@@ -204,7 +207,10 @@ def add_sample_data(b: LocalBackend) -> None:
     artikel("KORTING", "Korting", hoog.id, "0")
     artikel("BETAALKOSTEN", "Betaalkosten", hoog.id, "0.35")
     artikel("WEBSHOP", "Webshop artikel", hoog.id, "0")
-    artikel("EXPORT", "Levering buiten de EU (0 %)", b.omzetgroepen()[2].id, "0")
+    artikel("EXPORT", "Levering buiten de EU (0 %)", nul.id, "0")
+    # orders.rounding_article: with an excl.-VAT template SnelStart's per-rate VAT can differ a cent from
+    # Magento's per-line VAT; the cent must go on an article without VAT or it changes the VAT total too.
+    artikel("AFRONDING", "Afrondingsverschil", nul.id, "0")
     b.set_recept(machine, [(bijdrage, Decimal("1"))], "always")
     b.set_recept(pakket, [(bonen, Decimal("1")), (kopjes, Decimal("1"))], "choice")
     old = b.get_artikel(artikel("0999", "Filterhouder (uit assortiment)", hoog.id, "12.00", "2"))
@@ -216,7 +222,9 @@ def add_sample_data(b: LocalBackend) -> None:
     b.add_prijsafspraak(PrijsAfspraak(jansen, bonen, Decimal("10"), kortings_percentage=Decimal("10")))
     b.add_prijsafspraak(PrijsAfspraak(devries, bonen, Decimal("5"), prijs=Decimal("16.50")))
 
-    # History: an invoiced order on the excl. template (template_use_last), a pakbon that holds stock.
+    # History: an invoiced order on the excl. template (template_use_last), a pakbon that holds stock. The
+    # pakbon's betalingskenmerk is a till receipt number, not shaped like a Magento increment id, so no shop
+    # order clashes with it under orders.unique_payment_reference.
     invoiced = b.create_verkooporder(
         NieuweVerkooporder(
             relatie_id=jansen, datum=dt.date(2026, 11, 2), sjabloon_id=excl.id, prijs_incl_btw=False,
@@ -228,7 +236,7 @@ def add_sample_data(b: LocalBackend) -> None:
     pakbon = b.create_verkooporder(
         NieuweVerkooporder(
             relatie_id=deboer, datum=dt.date(2026, 11, 28), sjabloon_id=webshop.id, prijs_incl_btw=True,
-            omschrijving="Webshop-order 100000007", betalingskenmerk="100000007",
+            omschrijving="Afhaalorder winkel", betalingskenmerk=SAMPLE_BETALINGSKENMERK,
             regels=[OrderRegel(bonen, "", Decimal("2"), Decimal("18.95"))], kostensoort_1=Decimal("6.95"),
         )
     )  # fmt: skip

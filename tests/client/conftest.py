@@ -9,8 +9,8 @@ Reusable by every client test:
 - ``agent_server`` → ``AgentServer``: gunicorn serving ``agent.wsgi:app`` over ``magento_db`` on a free loopback
   port (settle_seconds 0); ``.client()`` gives a signed ``AgentClient``; ``.stop()`` / ``.start()`` simulate an
   outage. ``AgentServer`` can also be built directly for other databases or settings.
-- ``local_admin`` → path of a new local administration with the sample data (``init_local(sample=True)``)
-  plus a 0 % article AFRONDING for rounding differences.
+- ``local_admin`` → path of a new local administration with the sample data (``init_local(sample=True)``,
+  which includes the 0 % article AFRONDING for rounding differences).
 - ``client_config`` → a factory ``client_config(**profile_overrides) -> ClientConfig`` writing client.yml into
   the test's folder (profile "shop", agent + local admin above), deep-merging the overrides into the profile.
 """
@@ -192,16 +192,18 @@ def local_admin(tmp_path: Path) -> Path:
 
     path = tmp_path / "administratie.sqlite"
     init_local(path, sample=True)
-    add_rounding_article(path)
     return path
 
 
 def add_rounding_article(path: Path) -> None:
-    """AFRONDING in the 0 % omzetgroep: where the cent of VAT rounding differences goes (orders.rounding_article)."""
+    """AFRONDING in the 0 % omzetgroep, where the cent of VAT rounding differences goes (orders.rounding_article);
+    nothing to do for the sample administration, which has it already."""
     from client.snelstart.base import NieuwArtikel
     from client.snelstart.local import LocalBackend
 
     with LocalBackend(path) as backend:
+        if backend.artikelen_by_code("AFRONDING"):
+            return
         nul = next(g for g in backend.omzetgroepen() if g.btw_percentage == 0)
         backend.create_artikel(NieuwArtikel("AFRONDING", "Afrondingsverschil", nul.id))
 

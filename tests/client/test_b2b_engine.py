@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from client.engine import run_import
+from client.snelstart.factory import B2B_MIRROR_FILE
 from client.snelstart.local import LocalBackend
 from client.state import StateStore
 from tests.client.b2b_fake import SPEC_PATH, FakeSnelStart
@@ -191,3 +192,56 @@ def test_exactly_once_when_the_client_is_killed_mid_create(
     assert result.ok, result.error
     counts = snelstart_orders(local_admin)
     assert [counts.get(f"43000000{i}") for i in range(3)] == [1, 1, 1]
+
+
+def test_run_task_keeps_the_b2b_mirror_in_the_state_file(
+    shop: Any, products: None, b2b_config: Any, local_admin: Path, fake: FakeSnelStart
+) -> None:
+    from client.runner import OK, run_task
+
+    shop.order(items=[ITEM], number="440000001", billing=guest("p.deboer@example.nl", "P.", "de Boer"))
+    outcome = run_task(b2b_config, "shop", "import_orders")
+    assert outcome.result == OK, outcome.message
+    assert snelstart_orders(local_admin)["440000001"] == 1
+    folder = b2b_config.path.parent
+    assert not (folder / B2B_MIRROR_FILE).exists()  # the side file of a backend opened without state
+    with StateStore(b2b_config.state) as state:
+        conn = state.connect()
+        try:
+            kinds = dict(conn.execute("SELECT entity, count(*) FROM b2b_objects GROUP BY entity").fetchall())
+        finally:
+            conn.close()
+    assert kinds.get("relatie", 0) >= 8 and kinds.get("artikel", 0) >= 10, kinds
+    # A second run reads the mirror it left there: only changes since, no full read of the relaties again.
+    fake.calls.clear()
+    assert run_task(b2b_config, "shop", "import_orders").result == OK
+    relatie_reads = [c for c in fake.calls if c[:2] == ("GET", "/relaties")]
+    assert relatie_reads and all("ModifiedOn" in str(c) for c in relatie_reads), relatie_reads
+
+
+def test_fields_the_backend_shortens_are_logged_with_the_order(
+    shop: Any,
+    products: None,
+    b2b_config: Any,
+    local_admin: Path,
+    fake: FakeSnelStart,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The rules cut names to SnelStart's length themselves; widen their limit so the name reaches the backend
+    # whole, as any field the rules do not know about would, and the backend's own check has to act.
+    from client.rules import errors
+
+    monkeypatch.setitem(errors.LIMITS, "naam", 200)
+    company = "Koffiebranderij en Theehandel De Gouden Boon Groothandel Noord B.V."  # 68 characters
+    shop.order(items=[ITEM], number="450000001", billing=guest("inkoop@goudenboon.example", company=company))
+    result = run_import(b2b_config, "shop")
+    assert (result.imported, result.failed) == (1, 0), result.failures
+    with LocalBackend(local_admin) as local:
+        (order,) = local.verkooporders_by_betalingskenmerk("450000001")
+        assert local.get_relatie(order.relatie_id).naam == company[:50]  # type: ignore[union-attr]
+    with StateStore(b2b_config.state) as state:
+        entries = state.log_entries("shop", essential_only=True)
+    shortened = [e for e in entries if "customer name" in e.message and "shortened" in e.message]
+    assert len(shortened) == 1, [e.message for e in entries]
+    assert shortened[0].level == "warning" and shortened[0].order == "450000001"
+    assert shortened[0].message.startswith("Magento order 450000001: ") and company in shortened[0].message

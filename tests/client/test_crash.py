@@ -37,11 +37,11 @@ def client_command(config: Path) -> list[str]:
 
 
 def count_orders(admin: Path) -> int:
-    """SnelStart orders of the bulk orders (numbers 100001001 and up)."""
+    """SnelStart orders of the bulk orders (numbers 100000001 and up, 100000000 + entity_id)."""
     conn = sqlite3.connect(f"file:{admin}?mode=ro", uri=True, timeout=5)
     try:
         return conn.execute(
-            "SELECT count(*) FROM verkooporders WHERE betalingskenmerk > '100001000'"
+            "SELECT count(*) FROM verkooporders WHERE betalingskenmerk GLOB '1000[0-9][0-9][0-9][0-9][0-9]'"
         ).fetchone()[0]
     except sqlite3.OperationalError:  # busy for a moment: ask again next poll
         return -1
@@ -59,9 +59,6 @@ def test_sigkill_at_random_moments_imports_every_order_exactly_once(
     shop, agent_server, local_admin, tmp_path, request, snelstart, unique_reference
 ):
     """With ``unique_payment_reference`` off, only the ledger's pending mark prevents a second create."""
-    # A canceled order at entity_id 1000 moves the bulk orders' numbers (100000000 + id) clear of the sample
-    # administration's own betalingskenmerk 100000007.
-    shop.order(items=[{"sku": "SIMPLE-1", "price": "1"}], number="DUMMY-1", state="canceled", entity_id=1000)
     for _ in shop.bulk_orders(ORDERS, lines=3, products=40):
         pass
     overrides, env_keys, snelstart_id = {"orders": {"unique_payment_reference": unique_reference}}, {}, str
@@ -73,7 +70,7 @@ def test_sigkill_at_random_moments_imports_every_order_exactly_once(
         env_keys = {"CRASH_CK": fake.client_key, "CRASH_SK": fake.subscription_key}
         snelstart_id = lambda local_id: to_uuid("order", local_id)  # noqa: E731
     config = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin, **overrides)])
-    numbers = [f"{100000000 + i}" for i in range(1001, 1001 + ORDERS)]
+    numbers = [f"{100000000 + i}" for i in range(1, 1 + ORDERS)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", **env_keys)
     rng = random.Random(int(os.environ.get("KOPPEL_CRASH_SEED", time.time())))
 
@@ -88,12 +85,15 @@ def test_sigkill_at_random_moments_imports_every_order_exactly_once(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        target = max(before, 0) + rng.randint(1, 10)
         if rng.random() < 0.2:
-            deadline, target = time.monotonic() + rng.uniform(0.05, 1.5), None
+            # Aimed at start-up and the first page; capped by the target too, or on a fast machine one such
+            # run imports half the orders and too few kills are left to land inside the import.
+            deadline = time.monotonic() + rng.uniform(0.05, 1.5)
         else:
-            deadline, target = time.monotonic() + 120, max(before, 0) + rng.randint(1, 10)
+            deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            if target is not None and count_orders(local_admin) >= target:
+            if count_orders(local_admin) >= target:
                 time.sleep(rng.uniform(0, 0.03))
                 break
             time.sleep(0.005)
@@ -130,7 +130,7 @@ def test_sigkill_at_random_moments_imports_every_order_exactly_once(
                 order.nummer,
             )
         # Customers too: a kill after a relatie was created must not create it again on the next run.
-        for i in (1001, 1000 + ORDERS // 2, 1000 + ORDERS):
+        for i in (1, ORDERS // 2, ORDERS):
             assert len(backend.relaties_by_email(f"gast{i}@example.nl", all_fields=True)) == 1
         adopted = sum(1 for e in ledger.values() if e.how == "adopted")
     print(

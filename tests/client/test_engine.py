@@ -4,12 +4,13 @@ local SnelStart administration and the state file."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
 from client import engine
 from client.engine import run_import
-from client.snelstart.base import NieuweRelatie, SnelStartUnavailable
+from client.snelstart.base import NieuweRelatie, NieuweVerkooporder, OrderRegel, SnelStartUnavailable
 from client.snelstart.local import LocalBackend
 from client.state import StateStore
 from tests.client.conftest import guest, snelstart_orders
@@ -60,7 +61,12 @@ def test_import_creates_each_order_once_and_moves_the_cursor(shop, products, cli
     assert result.articles_created == 1
     assert [c.magento_number for c in result.created] == ["300000001", "300000002", "300000003"]
     assert all(c.snelstart_nummer and c.relatiecode for c in result.created)
-    assert snelstart_orders(local_admin) == {"100000007": 1, "300000001": 1, "300000002": 1, "300000003": 1}
+    assert snelstart_orders(local_admin) == {
+        "KASSA-2026-0002": 1,  # the sample administration's own order
+        "300000001": 1,
+        "300000002": 1,
+        "300000003": 1,
+    }
 
     with state_of(config) as state, LocalBackend(local_admin) as backend:
         assert state.get_cursor("shop") is not None
@@ -262,17 +268,33 @@ def test_unique_payment_reference_records_already_imported_and_reports_clashes(
         _prepare_and_create(
             config, local_admin, agent.order(by_hand)
         )  # entered in SnelStart before koppel ran
-    # The sample administration already holds an order with betalingskenmerk 100000007 — another order.
-    shop.order(items=[ITEM], number="100000007", billing=guest("b@example.org"))
+    # Someone booked another sale in SnelStart with the number the shop gives its next order.
+    with LocalBackend(local_admin) as backend:
+        devries = backend.relaties_by_code(2)[0]
+        kopjes = backend.artikelen_by_code("1002")[0]
+        backend.create_verkooporder(
+            NieuweVerkooporder(
+                relatie_id=devries.id, datum=dt.date(2026, 11, 20), sjabloon_id=None, prijs_incl_btw=True,
+                omschrijving="Telefonische bestelling", betalingskenmerk="380000003",
+                regels=[OrderRegel(kopjes.id, "", Decimal("5"), Decimal("24.95"))],
+            )
+        )  # fmt: skip
+    shop.order(items=[ITEM], number="380000003", billing=guest("b@example.org"))
     shop.store("tweede", "Tweede winkel")
     shop.order(items=[ITEM], number="380000002", billing=guest("c@example.org"))
     twin = shop.order(items=[ITEM, ITEM], number="380000002", billing=guest("d@example.org"), store="tweede")
 
     result = run_import(config, "shop")
     assert (result.imported, result.skipped, result.failed) == (1, 1, 2), result.failures
-    assert snelstart_orders(local_admin) == {"100000007": 1, "380000001": 1, "380000002": 1}
+    assert snelstart_orders(local_admin) == {
+        "KASSA-2026-0002": 1,
+        "380000001": 1,
+        "380000002": 1,
+        "380000003": 1,
+    }
     failures = dict(result.failures)
-    assert "verkooporder" in failures["100000007"] and "unique_payment_reference" in failures["100000007"]
+    assert "verkooporder" in failures["380000003"] and "unique_payment_reference" in failures["380000003"]
+    assert "another order (relatie 2, total 124.75" in failures["380000003"]
     assert (
         f"entity_id {twin}" in failures["380000002"]
         and "Magento order 380000002 (entity_id" in failures["380000002"]
@@ -285,6 +307,7 @@ def test_unique_payment_reference_records_already_imported_and_reports_clashes(
     relaxed = run_import(client_config(orders={"unique_payment_reference": False}), "shop")
     assert relaxed.imported == 2
     assert snelstart_orders(local_admin)["380000002"] == 2
+    assert snelstart_orders(local_admin)["380000003"] == 2
 
 
 def test_agent_down_stops_the_run_cleanly(shop, products, client_config, local_admin, agent_server):
@@ -406,3 +429,21 @@ def test_module_entry_runs_one_profile(shop, products, client_config, local_admi
     real = subprocess.run([*command, "--profile", "shop"], capture_output=True, text=True, timeout=120)
     assert real.returncode == 0 and "imported 1" in real.stdout
     assert snelstart_orders(local_admin)["394000001"] == 1
+
+
+def test_koppel_run_logs_every_line_under_its_task(shop, products, client_config, local_admin):
+    from client.cli import main
+
+    config = client_config()
+    shop.order(items=[ITEM], number="395000001", billing=guest("p.deboer@example.nl", "P.", "de Boer"))
+    shop.order(
+        items=[{"sku": "NIEUW-2", "price": "9.0909"}], number="395000002", billing=guest("n@example.org")
+    )
+    assert main(["--config", str(config.path), "run", "--task", "import_orders"]) == 0
+    with state_of(config) as state:
+        entries = state.log_entries("shop")
+    per_order = [e for e in entries if e.order in ("395000001", "395000002")]
+    # The engine's own lines: each order's outcome, the new customer and article, and the run summary.
+    assert len(per_order) >= 4 and any("SnelStart verkooporder" in e.message for e in per_order)
+    assert any(e.message.startswith("shop: imported 2") for e in entries)
+    assert {e.task for e in entries} == {"import_orders"}, [(e.task, e.message) for e in entries]

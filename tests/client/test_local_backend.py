@@ -144,6 +144,11 @@ def test_sample_data_has_what_the_demo_needs(sample: LocalBackend) -> None:
     assert templates["Webshop excl"].prijs_incl_btw is False
     for code in ("VERZEND", "KORTING", "BETAALKOSTEN", "WEBSHOP"):
         assert len(sample.artikelen_by_code(code)) == 1
+    (afronding,) = sample.artikelen_by_code("AFRONDING")  # orders.rounding_article: must carry no VAT
+    assert next(g for g in sample.omzetgroepen() if g.id == afronding.omzetgroep_id).btw_percentage == 0
+    # No order of the sample may look like a Magento order number (unique_payment_reference would clash).
+    kenmerken = sample._conn.execute("SELECT betalingskenmerk FROM verkooporders").fetchall()
+    assert not any(k and k.isdigit() for (k,) in kenmerken)
     machine = sample.artikelen_by_code("1004")[0]
     assert machine.recept_plaatsing == "always"
     assert [(r.artikelcode, r.aantal) for r in machine.recept] == [("VERWIJDERING", D("1"))]
@@ -337,7 +342,7 @@ def test_lookups_are_index_seeks(sample: LocalBackend) -> None:
     sample.relaties_by_code(3)
     sample.artikelen_by_code("1001")
     sample.artikelen_by_code("8712345000011", code_field="EAN")
-    sample.verkooporders_by_betalingskenmerk("100000007")
+    sample.verkooporders_by_betalingskenmerk("KASSA-2026-0002")
     sample._conn.set_trace_callback(None)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "settings" not in s]
     assert len(selects) > 10
@@ -540,9 +545,9 @@ def test_last_order_sjabloon_and_betalingskenmerk(sample: LocalBackend) -> None:
     assert sample.last_order_sjabloon(jansen) == sjabloon(sample, "Webshop excl")
     assert sample.last_order_sjabloon(deboer) == sjabloon(sample, "Webshop")
     assert sample.last_order_sjabloon(sample.relaties_by_code(3)[0].id) is None
-    found = sample.verkooporders_by_betalingskenmerk("100000007")
+    found = sample.verkooporders_by_betalingskenmerk("KASSA-2026-0002")
     assert len(found) == 1 and found[0].relatie_id == deboer and found[0].kostensoort_1 == D("6.95")
-    assert sample.verkooporders_by_betalingskenmerk("10000000") == []
+    assert sample.verkooporders_by_betalingskenmerk("KASSA-2026") == []
 
 
 # -- stock --------------------------------------------------------------------------------------------------------

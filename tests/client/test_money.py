@@ -172,3 +172,21 @@ def test_any_cost_mapping_keeps_the_total(
     types = {s["cost_type"] for s in (shipping, payment, discount) if "cost_type" in s}
     v = prepared.verkooporder
     assert {n for n, k in ((1, v.kostensoort_1), (2, v.kostensoort_2)) if k is not None} <= types
+
+
+def test_the_sample_administration_books_the_rounding_cent_as_it_comes(tmp_path):
+    # Only what `koppel snelstart init --sample` makes: no article added for the test.
+    from client.snelstart.local import LocalBackend
+    from client.snelstart.local_init import init_local
+
+    init_local(tmp_path / "admin.sqlite", sample=True)
+    with LocalBackend(tmp_path / "admin.sqlite") as backend:
+        profile = gen.profile(tmp_path, orders={"template": "Webshop excl", "rounding_article": "AFRONDING"})
+        order = gen.order([gen.item("1002", 1, price=Decimal("0.06"), item_id=i) for i in range(3)])
+        prepared = prepare_order(order, profile, backend)
+        (rounding,) = [r for r in prepared.verkooporder.regels if r.omschrijving == "Afrondingsverschil"]
+        assert backend.get_artikel(rounding.artikel_id).artikelcode == "AFRONDING"
+        assert rounding.btw_percentage == 0 and rounding.stuksprijs == Decimal("-0.01")
+        created = backend.create_verkooporder(prepared.verkooporder)
+        # 0.18 of goods less the cent, plus VAT 0.04 (per rate): Magento's 0.21 exactly.
+        assert (created.totaal_excl_btw, created.totaal_incl_btw) == (Decimal("0.17"), Decimal("0.21"))
