@@ -21,7 +21,7 @@ import paramiko
 from deploy.flow import Console, DeployError
 from deploy.release import SHARED_DIR, Release, is_release_name
 
-# Matches deploy/koppel-agent.service and the sudoers line in README-deploy.md.
+# Matches deploy/koppel-agent.service and the sudoers line in README.md ("Deploy the agent").
 DEFAULT_RESTART = "sudo -n systemctl restart koppel-agent"
 PIP_TIMEOUT = 900
 
