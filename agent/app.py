@@ -35,6 +35,7 @@ log = logging.getLogger("koppel.agent")
 core = Blueprint("core", __name__)
 
 CLOCK_WARNING_SECONDS = 60
+PRICE_INCLUDES_TAX_PATH = "tax/calculation/price_includes_tax"
 _HTTP_CODES = {
     400: ("bad_request", "the request is not well-formed"),
     404: ("not_found", "no such endpoint"),
@@ -110,6 +111,7 @@ def diagnostics() -> Response:
             "orders placed in the hour the clocks go back are ambiguous"
         )
     indexers = _indexers(conn, magento, warnings)
+    price_includes_tax = _price_includes_tax(conn, magento, warnings)
     if magento.stock_mode == "msi":
         _check_msi_source(conn, magento, warnings)
     conn.rollback()
@@ -121,6 +123,7 @@ def diagnostics() -> Response:
                 "table_prefix": magento.prefix,
                 "stock_mode": magento.stock_mode,
                 "msi_source": magento.msi_source,
+                "price_includes_tax": price_includes_tax,
             },
             "database": {
                 "server_version": row["version"],
@@ -176,6 +179,45 @@ def _indexers(conn: pymysql.connections.Connection, magento: Magento, warnings: 
                 "full reindex; Update by Schedule picks it up within a minute"
             )
     return out
+
+
+def _price_includes_tax(
+    conn: pymysql.connections.Connection, magento: Magento, warnings: list[str]
+) -> bool | None:
+    """Whether catalogue prices are entered incl. VAT (default scope), or None when the agent cannot tell.
+
+    The client checks the SnelStart template's VAT mode against it. No row means the setting was never saved,
+    so Magento's shipped default applies: excl. VAT. Without SELECT on core_config_data (a key without
+    stock:write needs none) information_schema hides the table, and the answer is None."""
+    table = f"{magento.prefix}core_config_data"
+    if table not in existing_tables(conn, [table]):
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT scope, scope_id, value FROM {magento.table('core_config_data')} WHERE path = %s "
+                "ORDER BY scope, scope_id",
+                (PRICE_INCLUDES_TAX_PATH,),
+            )
+            rows = cur.fetchall()
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in (1142, 1143):  # table/column access denied: unknown, not an outage
+            return None
+        raise
+    values = {(r["scope"], int(r["scope_id"])): (r["value"] or "").strip() for r in rows}
+    default = values.pop(("default", 0), "0")
+    if default not in ("0", "1"):
+        warnings.append(
+            f"{PRICE_INCLUDES_TAX_PATH} holds {default!r}, not 0 or 1; cannot tell how prices are entered"
+        )
+        return None
+    differing = sorted(f"{scope} {scope_id}" for (scope, scope_id), v in values.items() if v != default)
+    if differing:
+        warnings.append(
+            f"{PRICE_INCLUDES_TAX_PATH} is {default} by default but differs for {', '.join(differing)}; "
+            "price_includes_tax reports the default"
+        )
+    return default == "1"
 
 
 def _check_msi_source(conn: pymysql.connections.Connection, magento: Magento, warnings: list[str]) -> None:

@@ -188,6 +188,8 @@ def _schemas(cfg: AgentConfig) -> dict[str, Any]:
                         "table_prefix": TEXT,
                         "stock_mode": {"enum": ["legacy", "msi"]},
                         "msi_source": TEXT,
+                        # tax/calculation/price_includes_tax (default scope); null when the agent cannot read it
+                        "price_includes_tax": {"type": ["boolean", "null"]},
                     }
                 ),
                 "database": _obj(

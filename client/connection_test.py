@@ -44,12 +44,22 @@ class Check:
 Clock = Callable[[], dt.datetime]
 
 
+@dataclass(frozen=True)
+class ShopPrices:
+    """How the shop's catalogue prices are entered: incl. VAT (True), excl. (False) or unknown (None)."""
+
+    incl: bool | None
+    # True: Magento's own setting (tax/calculation/price_includes_tax, from the agent's diagnostics), so a
+    # template that disagrees is an error; False: a guess from recent orders, worth a warning only.
+    configured: bool = False
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], bool | None]:
-    """The agent checks, and whether the shop's prices look entered incl. VAT (None: unknown)."""
+def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], ShopPrices]:
+    """The agent checks, and how the shop's prices are entered (Magento's setting, else a guess)."""
     checks: list[Check] = []
     url = profile.agent.url
     try:
@@ -63,7 +73,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], boo
                 "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it",
             )
         )
-        return checks, None
+        return checks, ShopPrices(None)
     if 300 <= response.status_code < 400:
         target = response.headers.get("Location", "?")
         checks.append(
@@ -74,7 +84,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], boo
                 "put the final address in agent.url (koppel does not follow redirects)",
             )
         )
-        return checks, None
+        return checks, ShopPrices(None)
     health = _json(response)
     if response.status_code == 200 and isinstance(health, dict) and health.get("status") == "ok":
         checks.append(Check("agent reachable", True, f"{url} (its database answers)"))
@@ -96,7 +106,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], boo
                 "agent.url must point at the koppel agent, not at the web shop itself",
             )
         )
-        return checks, None
+        return checks, ShopPrices(None)
 
     skew = _date_skew(response, clock)
     try:
@@ -105,18 +115,24 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], boo
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
         checks.append(Check("signature", False, str(exc), "set the agent key's secret in client.yml"))
-        return checks, None
+        return checks, ShopPrices(None)
     except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
         checks.append(Check("signature", False, str(exc), "correct agent.url"))
-        return checks, None
+        return checks, ShopPrices(None)
     diagnostics: dict[str, Any] | None = None
+    prices = ShopPrices(None)
     with client:
         try:
             status, data = client.request("GET", "/v1/diagnostics")
         except AgentError as exc:
             checks.append(Check("signature", False, str(exc), "check agent.url"))
             status, data = None, None
-        recent = _recent_orders(client, clock) if status == 200 else []
+        if status == 200 and isinstance(data, dict):
+            configured = (data.get("magento") or {}).get("price_includes_tax")
+            if isinstance(configured, bool):
+                prices = ShopPrices(configured, configured=True)
+            else:  # an older agent, or one that may not read core_config_data
+                prices = ShopPrices(price_entry(_recent_orders(client, clock)))
     if status == 200 and isinstance(data, dict):
         diagnostics = data
         checks.append(
@@ -148,7 +164,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], boo
     checks.append(_skew_check(skew))
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
-    return checks, price_entry(recent)
+    return checks, prices
 
 
 def _recent_orders(client: Any, clock: Clock) -> list[dict[str, Any]]:
@@ -235,6 +251,9 @@ def _magento_check(diagnostics: dict[str, Any]) -> Check:
         parts.append(f"prefix {magento['table_prefix']!r}")
     if magento.get("stock_mode"):
         parts.append(f"stock {magento['stock_mode']}")
+    includes = magento.get("price_includes_tax")
+    if isinstance(includes, bool):
+        parts.append(f"catalogue prices {'incl.' if includes else 'excl.'} VAT")
     orders = diagnostics.get("orders") or {}
     if orders.get("count") is not None:
         parts.append(f"{orders['count']} orders")
@@ -247,7 +266,9 @@ def _magento_check(diagnostics: dict[str, Any]) -> Check:
     return Check("Magento", True, ", ".join(parts))
 
 
-def check_snelstart(config: ClientConfig, profile: Profile, prices_incl: bool | None = None) -> list[Check]:
+def check_snelstart(
+    config: ClientConfig, profile: Profile, prices: ShopPrices | bool | None = None
+) -> list[Check]:
     checks: list[Check] = []
     settings = profile.snelstart
     try:
@@ -280,7 +301,7 @@ def check_snelstart(config: ClientConfig, profile: Profile, prices_incl: bool | 
                 f"administration {name!r}, {len(templates)} templates",
             )
         )
-        checks.append(_template_check(profile, templates, prices_incl))
+        checks.append(_template_check(profile, templates, prices))
     finally:
         backend.close()
     return checks
@@ -294,7 +315,10 @@ def _open_fix(backend: str) -> str:
     }.get(backend, "check the snelstart settings")
 
 
-def _template_check(profile: Profile, templates: list[Any], prices_incl: bool | None = None) -> Check:
+def _template_check(profile: Profile, templates: list[Any], prices: ShopPrices | bool | None = None) -> Check:
+    """Does the template exist, and does its VAT mode fit the shop? A bare bool or None is a guess."""
+    if not isinstance(prices, ShopPrices):
+        prices = ShopPrices(prices)
     wanted = profile.orders.template
     names = ", ".join(t.omschrijving for t in templates) or "none"
     if wanted is None:
@@ -320,8 +344,19 @@ def _template_check(profile: Profile, templates: list[Any], prices_incl: bool | 
     detail = (
         f"{template.omschrijving!r}, prices {mode} VAT (koppel takes Magento's amounts {mode} VAT to match)"
     )
-    if prices_incl is not None and prices_incl != template.prijs_incl_btw:
-        shop = "including" if prices_incl else "excluding"
+    if prices.incl is not None and prices.incl != template.prijs_incl_btw and prices.configured:
+        shop = "including" if prices.incl else "excluding"
+        return Check(
+            "template",
+            False,
+            f"{template.omschrijving!r} has prices {mode} VAT, but Magento's catalogue prices are entered {shop} "
+            f"VAT (tax/calculation/price_includes_tax = {int(prices.incl)}); amounts converted between the two "
+            "can differ from the shop's by a cent per line",
+            f"put a verkoopsjabloon with prices {shop} VAT in orders.template, or, if the shop's setting is "
+            "wrong, correct Magento's Stores > Configuration > Sales > Tax > Calculation Settings > Catalog Prices",
+        )
+    if prices.incl is not None and prices.incl != template.prijs_incl_btw:
+        shop = "including" if prices.incl else "excluding"
         return Check(
             "template",
             True,
@@ -330,12 +365,14 @@ def _template_check(profile: Profile, templates: list[Any], prices_incl: bool | 
             f"use a verkoopsjabloon with prices {shop} VAT in orders.template",
             warning=True,
         )
+    if prices.configured:
+        detail += "; Magento's catalogue prices are entered the same way"
     return Check("template", True, detail)
 
 
 def run_checks(config: ClientConfig, profile: Profile, clock: Clock = _now) -> list[Check]:
-    agent_checks, prices_incl = check_agent(profile, clock)
-    return agent_checks + check_snelstart(config, profile, prices_incl)
+    agent_checks, prices = check_agent(profile, clock)
+    return agent_checks + check_snelstart(config, profile, prices)
 
 
 def _json(response: requests.Response) -> Any:

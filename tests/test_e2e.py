@@ -37,6 +37,8 @@ def setup(mariadb: MariaDB, database: str, tmp_path: Path) -> Iterator[dict[str,
     conn = db.connect()
     create_schema(conn, 2, "")
     shop = Shop(conn, 2, "")
+    # The orders' prices are typed incl. VAT (18.95), like the "Webshop" template; test-connection checks that.
+    shop.set_config("tax/calculation/price_includes_tax", "1")
     admin = tmp_path / "administratie.sqlite"
     init_local(admin, sample=True)
     agent = AgentServer(db, tmp_path / "agent")

@@ -250,6 +250,10 @@ def _breakfast_item(ids: dict[str, int]) -> dict[str, Any]:
 def build_orders(shop: Shop, count: int, known_codes: dict[str, int], *, seed: int = 2026) -> DemoShop:
     """The catalogue plus ``count`` orders spread over the last ten days; returns what was made."""
     rng = random.Random(seed)
+    if shop.has_table("core_config_data"):
+        # The catalogue's prices were typed incl. VAT (18.95, not 17.3853), as Dutch shops do; the shop's tax
+        # setting says so, which `koppel test-connection` holds the SnelStart template against.
+        shop.set_config("tax/calculation/price_includes_tax", "1")
     ids = build_catalogue(shop)
     summary = DemoShop(skus=sorted(ids))
     customers = people(known_codes)

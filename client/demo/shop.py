@@ -130,6 +130,16 @@ class Shop:
             return phpserial.dumps(options)
         return json.dumps(options, ensure_ascii=False, default=str)
 
+    def set_config(self, path: str, value: str | None, scope: str = "default", scope_id: int = 0) -> None:
+        """One core_config_data setting, as saving it in Magento's admin would store it (needs part "stock")."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {self.table('core_config_data')} (scope, scope_id, path, value) "
+                "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                (scope, scope_id, path, value),
+            )
+        self._commit()
+
     # --- stores, customers, products ---
 
     def store(self, code: str, name: str | None = None, website: str = "base") -> int:

@@ -16,6 +16,7 @@ from agent.config import AgentConfig, config_from_dict
 from agent.db import Magento, MagentoNotFound, connect, detect
 from agent.openapi import document
 from agent.web import bad_param, get_db, int_param, require_scope, str_param
+from client.demo.magento_schema import create_schema
 from tests.agent.conftest import SigningClient, config_dict, make_magento
 from tests.mariadb import MariaDB
 
@@ -239,6 +240,7 @@ def test_diagnostics_reports_every_field(mariadb: MariaDB, database: str, tmp_pa
         "table_prefix": "mg_",
         "stock_mode": "msi",
         "msi_source": "default",
+        "price_includes_tax": False,  # never saved: Magento's default, prices excl. VAT
     }
     assert body["database"]["server_version"].startswith(("10.", "11."))
     assert body["database"]["session_time_zone"] == "+00:00"
@@ -275,6 +277,52 @@ def test_diagnostics_warns_about_a_missing_msi_source(
     )
     body = SigningClient(create_app(cfg).test_client()).get("/v1/diagnostics").get_json()
     assert any("'warehouse'" in w and "does not exist" in w for w in body["warnings"])
+
+
+def set_config(mariadb: MariaDB, database: str, rows: list[tuple[str, int, str]], prefix: str = "") -> None:
+    with mariadb.connect(database) as conn, conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {prefix}core_config_data (scope, scope_id, path, value) VALUES (%s, %s, %s, %s)",
+            [
+                (scope, scope_id, "tax/calculation/price_includes_tax", value)
+                for scope, scope_id, value in rows
+            ],
+        )
+        conn.commit()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_diagnostics_say_whether_prices_include_tax(
+    mariadb: MariaDB, database: str, tmp_path: Path, version: int
+) -> None:
+    make_magento(mariadb, database, version, "mg_")
+    cfg = config_from_dict(
+        config_dict(mariadb, database, tmp_path / "s", magento={"table_prefix": "mg_"}), tmp_path
+    )
+    client = SigningClient(create_app(cfg).test_client())
+    set_config(mariadb, database, [("default", 0, "1")], "mg_")
+    body = client.get("/v1/diagnostics").get_json()
+    assert body["magento"]["price_includes_tax"] is True
+    assert not any("price_includes_tax" in w for w in body["warnings"])
+    # One website entering prices excl. VAT: the default still answers, with a warning naming the exception.
+    set_config(mariadb, database, [("websites", 2, "0")], "mg_")
+    body = client.get("/v1/diagnostics").get_json()
+    assert body["magento"]["price_includes_tax"] is True
+    assert any("differs for websites 2" in w for w in body["warnings"]), body["warnings"]
+
+
+def test_diagnostics_price_includes_tax_is_null_when_unreadable(
+    mariadb: MariaDB, database: str, tmp_path: Path
+) -> None:
+    # Only the order tables (all a key without stock:write needs): no core_config_data to read.
+    with mariadb.connect(database) as conn:
+        create_schema(conn, 2, "", parts=("core",))
+    cfg = config_from_dict(
+        config_dict(mariadb, database, tmp_path / "s", magento={"version": 2, "stock": "legacy"}), tmp_path
+    )
+    r = SigningClient(create_app(cfg).test_client()).get("/v1/diagnostics")
+    assert r.status_code == 200, r.data
+    assert r.get_json()["magento"]["price_includes_tax"] is None
 
 
 def test_diagnostics_without_magento_tables_is_a_503_that_explains(bare_config: AgentConfig) -> None:
