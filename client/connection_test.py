@@ -346,14 +346,16 @@ def _template_check(profile: Profile, templates: list[Any], prices: ShopPrices |
     )
     if prices.incl is not None and prices.incl != template.prijs_incl_btw and prices.configured:
         shop = "including" if prices.incl else "excluding"
+        # SPEC: a disagreeing VAT mode is warned about, not refused; the rules convert (with a rounding line).
         return Check(
             "template",
-            False,
+            True,
             f"{template.omschrijving!r} has prices {mode} VAT, but Magento's catalogue prices are entered {shop} "
             f"VAT (tax/calculation/price_includes_tax = {int(prices.incl)}); amounts converted between the two "
             "can differ from the shop's by a cent per line",
             f"put a verkoopsjabloon with prices {shop} VAT in orders.template, or, if the shop's setting is "
             "wrong, correct Magento's Stores > Configuration > Sales > Tax > Calculation Settings > Catalog Prices",
+            warning=True,
         )
     if prices.incl is not None and prices.incl != template.prijs_incl_btw:
         shop = "including" if prices.incl else "excluding"
