@@ -47,6 +47,7 @@ class CreatedOrder:
     snelstart_nummer: int | None
     relatiecode: int | None
     how: str  # "created" | "adopted" (found after an unknown outcome) | "already_imported"
+    customer: str | None = None  # "created" | "matched": what happened to the relatie (None: not known)
 
 
 @dataclass
@@ -121,6 +122,12 @@ class OrderImporter:
         self._order_failure = OrderFailure
         self.profile = profile
         self.name: str = profile.name
+        if dry_run:
+            from client.dryrun import DryRunBackend
+
+            # Remembers would-be-created customers and articles, so a later order matches them as it would
+            # for real and the preview's counts equal the real run's.
+            backend = DryRunBackend(backend)
         self.backend = backend
         self.state = state
         self.dry_run = dry_run
@@ -281,9 +288,8 @@ class OrderImporter:
                 if outcome is not None:
                     return outcome
 
-        prepared = self._prepare_order(
-            order, self.profile, self.backend, dry_run=self.dry_run, zone=self.zone
-        )
+        # In a dry run the backend is the in-memory overlay, so the rules run exactly as for real.
+        prepared = self._prepare_order(order, self.profile, self.backend, dry_run=False, zone=self.zone)
         for action in prepared.actions:
             self.log("debug", f"Magento order {number}: {action}", essential=False, order=number)
         for warning in prepared.warnings:
@@ -311,6 +317,7 @@ class OrderImporter:
             raise
         code = relatie.relatiecode if relatie is not None else None
         self._done(order, created, code, "created")
+        self.result.created[-1].customer = "created" if prepared.relatie_created else "matched"
         self._note_replaced(order)
         expected = getattr(prepared, "expected_total", None)
         if expected is not None and _cents(created.totaal_incl_btw) != _cents(expected):
@@ -440,18 +447,24 @@ class OrderImporter:
 
     def _describe(self, order: dict, prepared: Any, relatie: Any) -> None:
         vo = prepared.verkooporder
-        if relatie is not None and not prepared.relatie_created:
+        from client.dryrun import ID_PREFIX
+
+        if relatie is not None and not prepared.relatie_created and not str(relatie.id).startswith(ID_PREFIX):
             who = f"relatie {relatie.relatiecode} {relatie.naam}"
+        elif relatie is not None and not prepared.relatie_created:
+            who = f"new relatie {relatie.naam} (created for an earlier order of this run)"
         else:
             who = f"new relatie {relatie.naam if relatie is not None else _customer_name(order)}"
         lines = self.result.lines
         lines.append(
             f"Magento order {order['number']}: would create a verkooporder for {who}, betalingskenmerk "
-            f"{vo.betalingskenmerk}, {len(vo.regels)} line(s), Magento total {order['totals']['grand_total']}"
+            f"{vo.betalingskenmerk}, {len(vo.regels)} line(s), Magento total "
+            f"{show_money(order['totals']['grand_total'])}"
         )
         for regel in vo.regels:
+            label = self._artikel_label(regel.artikel_id)
             lines.append(
-                f"    {regel.aantal} × {self._artikel_label(regel.artikel_id)}{regel.omschrijving} à {regel.stuksprijs}"
+                f"    {show_quantity(regel.aantal)} × {label}{regel.omschrijving} à {show_money(regel.stuksprijs)}"
             )
         for cost, label in ((vo.kostensoort_1, "kostensoort 1"), (vo.kostensoort_2, "kostensoort 2")):
             if cost:
@@ -467,6 +480,22 @@ class OrderImporter:
         except (SnelStartRefusal, ValueError):  # a dry run's placeholder id for an article not created
             return ""
         return f"{artikel.artikelcode} ({artikel.omschrijving}): " if artikel is not None else ""
+
+
+def show_quantity(value: Any) -> str:
+    """A quantity for people: 3 not 3.0000, 1.5 stays 1.5."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = f"{amount.normalize():f}"
+    return text
+
+
+def show_money(value: Any) -> str:
+    """An amount for people, in cents (SnelStart keeps more decimals for unit prices; the reader needs none)."""
+    cents = _cents(value)
+    return str(value) if cents is None else f"{cents:.2f}"
 
 
 def _customer_name(order: dict | None) -> str:

@@ -118,3 +118,46 @@ def test_koppel_run_dry_run_prints_and_changes_nothing(scene, local_admin, tmp_p
         assert state.failed_list("shop") == failed_before
         assert state.deferred_list("shop") == deferred_before
         assert state.log_entries() == log_before
+
+
+def test_dry_run_counts_equal_the_real_runs_counts(shop, agent_server, local_admin, tmp_path):
+    """A new customer ordering three times and a new article in two orders count once, as for real."""
+    shop.product("1002", "Espressokopjes, set van 6")
+    shop.product("NIEUW-2", "Melkopschuimer")
+    shop.product("NIEUW-3", "Koffiefilters")
+    config_path = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin)])
+    femke = guest("femke@example.org", "Femke", "Nieuwenhuis")
+    shop.order(items=[ITEM, {"sku": "NIEUW-2", "price": "24.7934"}], number="410000001", billing=femke)
+    shop.order(items=[{"sku": "NIEUW-2", "price": "24.7934"}], number="410000002", billing=femke)
+    shop.order(items=[ITEM], number="410000003", billing=guest("p.deboer@example.nl", "P.", "de Boer"))
+    shop.order(items=[{"sku": "nieuw-3 ", "price": "3.3058"}], number="410000004", billing=femke)
+    shop.order(
+        items=[{"sku": "NIEUW-3", "price": "3.3058"}],
+        number="410000005",
+        billing=guest("FEMKE@Example.org", "Femke", "Nieuwenhuis"),
+    )
+    from client.config import load_client_config
+
+    config = load_client_config(config_path)
+
+    def counts(result):  # noqa: ANN001, ANN202
+        return (
+            result.imported,
+            result.failed,
+            result.customers_created,
+            result.customers_matched,
+            result.articles_created,
+        )
+
+    preview = run_import(config, "shop", dry_run=True)
+    assert preview.ok and not preview.failures, preview.lines
+    real = run_import(config, "shop")
+    assert real.ok and not real.failures
+    assert counts(preview) == counts(real)
+    # The numbers themselves: one new customer (matched for her later orders), two new articles.
+    assert counts(real) == (5, 0, 1, 4, 2)
+    text = "\n".join(preview.lines)
+    assert "new relatie Femke Nieuwenhuis (created for an earlier order of this run)" in text
+    # Quantities and amounts read as people write them.
+    assert "    2 × " in text and ".0000 ×" not in text
+    assert "à 24.95" in text and "à 24.9500" not in text
