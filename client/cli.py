@@ -2,7 +2,8 @@
 
 Every command reads client.yml (found by --config, KOPPEL_CONFIG, ./client.yml or the user's config folder) and
 speaks to the person at the PC: errors are one sentence and a non-zero exit code, never a traceback, unless
---debug is given. Exit codes: 0 done, 1 something failed, 2 wrong use, 3 not run (already running or paused).
+--debug is given. Exit codes: 0 done, 1 something failed, 2 wrong use (a bad option, an unknown profile, a missing
+or invalid client.yml), 3 not run (already running or paused), 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from client.config import TASK_NAMES, ClientConfig, ConfigError, find_config_pat
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUN = 3
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; the next run continues where this one stopped"
 SHOW_CREATED = 25  # created orders listed after a run; the log has every one
 
 
@@ -47,7 +50,10 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    epilog="Exit codes: 0 done, 1 something failed, 2 wrong use, 3 not run (already running or paused).",
+    epilog=(
+        "Exit codes: 0 done, 1 something failed, 2 wrong use (bad option, unknown profile, missing or invalid"
+        " client.yml), 3 not run (already running or paused), 130 interrupted (Ctrl-C)."
+    ),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 snelstart_app = typer.Typer(help="Work with SnelStart administrations.", no_args_is_help=True)
@@ -105,6 +111,14 @@ def echo(text: str = "") -> None:
     typer.echo(text)
 
 
+def describe_created(created: Any) -> str:
+    """One imported order, saying whether its customer was created or matched (not the order: that is new)."""
+    customer = {"created": "created", "matched": "matched"}.get(getattr(created, "customer_how", None) or "")
+    relatie = f"relatie {created.relatiecode}" + (f" {customer}" if customer else "")
+    how = "" if created.how == "created" else f", {created.how}"
+    return f"Magento order {created.magento_number} → SnelStart order {created.snelstart_nummer} ({relatie}{how})"
+
+
 ProfileOpt = Annotated[
     str | None, typer.Option("--profile", "-p", help="Profile name (default: all profiles).")
 ]
@@ -128,12 +142,29 @@ def run(
     ] = False,
 ) -> None:
     """Run a task now (the manual's "Nu uitvoeren"); never overlaps another run of the same profile."""
-    from client.runner import BUSY, OK, PAUSED, run_task
+    from client.runner import BUSY, OK, PAUSED
 
     if task not in TASK_NAMES:
         raise KoppelError(f"--task {task}: unknown task; choose {' or '.join(TASK_NAMES)}", EXIT_USAGE)
     config = load_config()
     profiles = pick_profiles(config, profile)
+    try:
+        results = _run_profiles(config, profiles, task, force=force, dry_run=dry_run)
+    except KeyboardInterrupt:
+        # Caught here, not in main(): click would turn it into "Aborted!" and exit code 1 first.
+        typer.echo(f"koppel: {INTERRUPTED}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if any(r not in (OK, BUSY, PAUSED) for r in results):
+        raise typer.Exit(EXIT_FAILED)
+    if any(r in (BUSY, PAUSED) for r in results):
+        raise typer.Exit(EXIT_NOT_RUN)
+
+
+def _run_profiles(
+    config: ClientConfig, profiles: list[Any], task: str, *, force: bool, dry_run: bool
+) -> list[str]:
+    from client.runner import run_task
+
     results: list[str] = []
     with open_state(config) as state:
         for prof in profiles:
@@ -148,10 +179,7 @@ def run(
                     echo(f"  {line}")
             shown = getattr(result, "created", [])[:SHOW_CREATED] if not dry_run else []
             for created in shown:
-                echo(
-                    f"  Magento order {created.magento_number} → SnelStart order {created.snelstart_nummer}"
-                    f" (relatie {created.relatiecode}, {created.how})"
-                )
+                echo(f"  {describe_created(created)}")
             if not dry_run and result is not None and len(result.created) > len(shown):
                 echo(f"  … and {len(result.created) - len(shown)} more (`koppel log` lists them all)")
             for number, reason in getattr(result, "failures", []):
@@ -161,10 +189,7 @@ def run(
             else:
                 echo(f"{prof.name}/{task}: {outcome.result}: {outcome.message}")
             results.append(outcome.result)
-    if any(r not in (OK, BUSY, PAUSED) for r in results):
-        raise typer.Exit(EXIT_FAILED)
-    if any(r in (BUSY, PAUSED) for r in results):
-        raise typer.Exit(EXIT_NOT_RUN)
+    return results
 
 
 @contextmanager
@@ -236,7 +261,12 @@ def _interval(delta: Any) -> str:
 
 
 @app.command()
-def status(profile: ProfileOpt = None) -> None:
+def status(
+    profile: ProfileOpt = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List every failed order with its reason.")
+    ] = False,
+) -> None:
     """Per profile and task: last run, result and counts, next run, paused; and what runs right now."""
     from client.planner import Schedule, pause_reason
     from client.runner import describe_counts, local_time
@@ -259,12 +289,21 @@ def status(profile: ProfileOpt = None) -> None:
             if activity.total:
                 now += f" ({activity.done}/{activity.total})"
             echo(f"  Now: {now}")
-            failed, deferred = len(state.failed_list(prof.name)), len(state.deferred_list(prof.name))
+            failed_orders = state.failed_list(prof.name)
+            failed, deferred = len(failed_orders), len(state.deferred_list(prof.name))
             if failed or deferred:
+                # The failed list keeps its own reason, so this stays true after `koppel log --clear`.
+                why = "" if verbose or not failed else " (koppel status --verbose says why)"
                 echo(
-                    f"  Waiting: {failed} failed order(s), retried on every run (koppel log says why); "
+                    f"  Waiting: {failed} failed order(s), retried on every run{why}; "
                     f"{deferred} deferred, awaiting payment"
                 )
+            if verbose:
+                for order in failed_orders:
+                    tries = f"{order.attempts} attempt{'s' if order.attempts != 1 else ''}"
+                    echo(
+                        f"    FAILED Magento order {order.number or order.entity_id} ({tries}): {order.reason}"
+                    )
             tasks = [name for name, _ in prof.tasks.items()]
             for name in TASK_NAMES:
                 if name not in tasks and board.last_run(prof.name, name):
@@ -307,7 +346,10 @@ def log(
         Path | None,
         typer.Option("--export", metavar="FILE.xlsx", help="Write the whole log to an Excel file."),
     ] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="Empty the log.")] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Empty the log (after --export, only what was written).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Clear without asking.")] = False,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="Show at most the newest N entries.")
     ] = 200,
@@ -320,18 +362,33 @@ def log(
     config = load_config()
     if profile:
         config.profile(profile)
-    with open_state(config) as state:
-        if clear:
-            removed = state.clear_log(profile)
-            echo(f"Log cleared ({removed} entries removed).")
+    if clear and export is None and not yes:
+        # Without an archive the log is gone for good, so ask first; a script must say --yes.
+        if not sys.stdin.isatty():
+            raise KoppelError(
+                "--clear removes the log for good; add --yes to confirm (or --export FILE.xlsx to keep a copy)",
+                EXIT_USAGE,
+            )
+        if not typer.confirm("Remove every log entry for good?", default=False):
+            echo("Log not cleared.")
             return
+    with open_state(config) as state:
         if export is not None:
+            # Export first and clear only after the workbook is complete, and only the entries it holds.
             entries = state.log_entries(profile)
             try:
                 rows = export_xlsx(entries, export, config.zone)
             except ValueError as exc:
                 raise KoppelError(f"--export {export}: {exc}", EXIT_USAGE) from None
             echo(f"{rows} log entries written to {export}")
+            if clear:
+                last_id = entries[-1].id if entries else 0
+                removed = state.clear_log(profile, up_to_id=last_id)
+                echo(f"Log cleared ({removed} entries removed).")
+            return
+        if clear:
+            removed = state.clear_log(profile)
+            echo(f"Log cleared ({removed} entries removed).")
             return
         entries = state.log_entries(profile, essential_only=not verbose, limit=limit)
         lines = format_entries(entries, config.zone, verbose=verbose)
@@ -518,12 +575,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
     except KeyboardInterrupt:
-        typer.echo("koppel: interrupted", err=True)
-        code = 130
+        typer.echo(f"koppel: {INTERRUPTED}", err=True)
+        code = EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a sentence
         if debug:
             traceback.print_exc()
         code = getattr(exc, "code", None) if isinstance(exc, KoppelError) else EXIT_FAILED
+        if isinstance(exc, ConfigError):
+            code = EXIT_USAGE  # client.yml, --config or --profile is wrong: the help's "wrong use"
         if isinstance(exc, _known_errors()) or isinstance(exc, OSError):
             message = str(exc)
         else:

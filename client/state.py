@@ -505,12 +505,18 @@ class StateStore:
             for r in reversed(rows)
         ]
 
-    def clear_log(self, profile: str | None = None) -> int:
-        """Empty the log (of one profile, or all); returns the number of entries removed."""
+    def clear_log(self, profile: str | None = None, *, up_to_id: int | None = None) -> int:
+        """Empty the log (of one profile, or all; with ``up_to_id`` only entries up to that id, e.g. the ones
+        just exported); returns the number of entries removed."""
+        where, params = ["1 = 1"], []
+        if profile is not None:
+            where.append("profile = ?")
+            params.append(profile)
+        if up_to_id is not None:
+            where.append("id <= ?")
+            params.append(int(up_to_id))
         with self._tx() as conn:
-            if profile is None:
-                return conn.execute("DELETE FROM log").rowcount
-            return conn.execute("DELETE FROM log WHERE profile = ?", (profile,)).rowcount
+            return conn.execute(f"DELETE FROM log WHERE {' AND '.join(where)}", params).rowcount
 
     def prune_log(self) -> int:
         """Remove entries older than four weeks; called on open and on every read of the log."""

@@ -93,12 +93,12 @@ def test_errors_are_one_sentence_unless_debug(config_path: Path, tmp_path: Path)
         config_path.read_text().replace("processing: add", "procesing: add", 1), encoding="utf-8"
     )
     done = koppel("status", "--config", str(broken))
-    assert done.returncode == 1
+    assert done.returncode == 2  # a wrong client.yml is wrong use, as --help documents
     assert done.stderr.startswith("koppel: ") and "procesing" in done.stderr and " line " in done.stderr
     assert "Traceback" not in done.stderr
     missing = koppel("status", "--config", str(tmp_path / "nope.yml"))
     assert (
-        missing.returncode == 1
+        missing.returncode == 2
         and missing.stderr.strip() == f"koppel: --config {tmp_path / 'nope.yml'}: no such file"
     )
     debug = koppel("--debug", "status", "--config", str(tmp_path / "nope.yml"))
@@ -106,7 +106,64 @@ def test_errors_are_one_sentence_unless_debug(config_path: Path, tmp_path: Path)
     usage = koppel("run", "--task", "export_stock", "--config", str(config_path))
     assert usage.returncode == 2 and "unknown task" in usage.stderr
     unknown = koppel("run", "--profile", "elders", "--config", str(config_path))
-    assert unknown.returncode == 1 and "no profile named 'elders'" in unknown.stderr
+    assert unknown.returncode == 2 and "no profile named 'elders'" in unknown.stderr
+
+
+def test_exit_codes_match_the_help(config_path: Path, tmp_path: Path) -> None:
+    help_text = koppel("--help").stdout
+    assert "2 wrong use" in help_text and "130 interrupted" in help_text
+    # No arguments: the help, as wrong use.
+    bare = koppel()
+    assert bare.returncode == 2 and "Usage: koppel" in bare.stdout + bare.stderr
+    assert koppel("status", "--config", str(tmp_path / "nope.yml")).returncode == 2
+    assert koppel("log", "--profile", "elders", "--config", str(config_path)).returncode == 2
+    assert koppel("status", "--bogus-option", "--config", str(config_path)).returncode == 2
+    empty = tmp_path / "empty.yml"
+    empty.write_text("", encoding="utf-8")
+    assert koppel("profiles", "--config", str(empty)).returncode == 2
+    # Something that failed while running stays 1: nothing listens on port 9.
+    assert koppel("test-connection", "--config", str(config_path)).returncode == 1
+
+
+SILENT_AGENT = """
+import socket, sys, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(5)
+print(server.getsockname()[1], flush=True)
+held = []
+while True:
+    conn, _ = server.accept()
+    print("connected", flush=True)
+    held.append(conn)
+"""
+
+
+def test_ctrl_c_during_a_run_says_where_the_next_run_goes_on(tmp_path: Path) -> None:
+    """An agent that accepts and never answers keeps `koppel run` waiting; Ctrl-C then ends it cleanly."""
+    agent = subprocess.Popen([sys.executable, "-c", SILENT_AGENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None
+        port = int(agent.stdout.readline())
+        admin = tmp_path / "administratie.sqlite"
+        init_local(admin, sample=True)
+        config = write_client_config(tmp_path, [client_profile(f"http://127.0.0.1:{port}", admin)])
+        run = subprocess.Popen(
+            [sys.executable, "-m", "client.cli", "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert agent.stdout.readline().strip() == "connected"
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert run.returncode == 130, out + err
+    assert err.strip() == "koppel: interrupted; the next run continues where this one stopped"
+    assert "Traceback" not in out + err and "Aborted" not in out + err
 
 
 HOLDER = """

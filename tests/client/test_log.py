@@ -95,7 +95,7 @@ def test_export_refuses_a_wrong_file_name_without_writing(config_path: Path, tmp
 def test_clear_empties_the_log(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     with StateStore(tmp_path / "koppel-state.sqlite") as state:
         fill(state)
-    assert main(["log", "--clear", "--config", str(config_path)]) == 0
+    assert main(["log", "--clear", "--yes", "--config", str(config_path)]) == 0
     assert "3 entries removed" in capsys.readouterr().out
     assert main(["log", "--verbose", "--config", str(config_path)]) == 0
     assert "The log is empty." in capsys.readouterr().out
@@ -118,3 +118,57 @@ def test_format_without_entries_and_export_of_nothing(tmp_path: Path) -> None:
     assert format_entries([], AMS) == []
     assert export_xlsx([], tmp_path / "empty.xlsx", AMS) == 0
     assert list(load_workbook(tmp_path / "empty.xlsx").active.iter_rows(values_only=True)) == [COLUMNS]
+
+
+def test_clear_without_a_terminal_needs_yes(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+    assert main(["log", "--clear", "--config", str(config_path)]) == 2
+    assert "--yes" in capsys.readouterr().err
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        assert len(state.log_entries()) == 3
+
+
+def test_export_and_clear_writes_the_workbook_first(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+    # A workbook that cannot be written clears nothing.
+    bad = tmp_path / "archive.csv"
+    assert main(["log", "--export", str(bad), "--clear", "--config", str(config_path)]) == 2
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        assert len(state.log_entries()) == 3
+    capsys.readouterr()
+    target = tmp_path / "archive.xlsx"
+    assert main(["log", "--export", str(target), "--clear", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 log entries written" in out and "3 entries removed" in out
+    assert len(list(load_workbook(target)["Logboek"].iter_rows(values_only=True))) == 4
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        assert state.log_entries() == []
+
+
+def test_clear_up_to_an_id_keeps_newer_entries(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+        exported = state.log_entries()
+        state.log("shop", "info", "written after the export", essential=True)
+        assert state.clear_log("shop", up_to_id=exported[-1].id) == 3
+        assert [e.message for e in state.log_entries()] == ["written after the export"]
+
+
+def test_status_names_the_reason_of_a_failed_order_after_the_log_is_cleared(
+    config_path: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        state.failed_record("shop", 13, number="100000013", reason="orders.shipping_costs is not set")
+        fill(state)
+    assert main(["log", "--clear", "--yes", "--config", str(config_path)]) == 0
+    assert main(["status", "--config", str(config_path)]) == 0
+    short = capsys.readouterr().out
+    assert "1 failed order(s)" in short and "koppel log says why" not in short
+    assert "koppel status --verbose" in short
+    assert main(["status", "--verbose", "--config", str(config_path)]) == 0
+    assert (
+        "FAILED Magento order 100000013 (1 attempt): orders.shipping_costs is not set"
+        in capsys.readouterr().out
+    )
