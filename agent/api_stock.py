@@ -11,6 +11,7 @@ import pymysql
 from flask import Blueprint, Response, jsonify, request
 
 from agent import stock
+from agent.db import Magento
 from agent.errors import ApiError
 from agent.web import (
     bad_param,
@@ -89,11 +90,20 @@ def push_stock() -> Response:
     return jsonify(answer)
 
 
+def _stock_magento() -> Magento:
+    """The detected Magento, or a refusal when stock cannot be handled safely (e.g. MSI tables not granted)."""
+    magento = get_magento()
+    if magento.stock_problem:
+        # Writing the legacy table of an MSI shop would "succeed" while the shop keeps selling the old figure.
+        raise ApiError(500, "magento_setup", f"stock was not touched: {magento.stock_problem}")
+    return magento
+
+
 def _write_with_retry(items: list[Any]) -> stock.WriteOutcome:
     """Write the push; a deadlock or lock timeout against Magento's own writers rolls back and retries it."""
     for attempt in range(1, RETRIES + 1):
         try:
-            return stock.write_stock(get_db(), get_magento(), items)
+            return stock.write_stock(get_db(), _stock_magento(), items)
         except stock.StockSetupError as exc:
             raise ApiError(500, "magento_setup", str(exc)) from exc
         except pymysql.err.OperationalError as exc:
@@ -130,7 +140,7 @@ def show_stock() -> Response:
     limit = get_config().limits.max_stock_items
     if len(skus) > limit:
         bad_param("sku", f"at most {limit} SKUs per request, not {len(skus)}")
-    return jsonify({"items": stock.read_stock(get_db(), get_magento(), skus)})
+    return jsonify({"items": stock.read_stock(get_db(), _stock_magento(), skus)})
 
 
 @bp.get("/v1/skus")
@@ -148,5 +158,5 @@ def list_skus() -> Response:
             after = stock.decode_cursor(after_values[0])
         except ValueError as exc:
             bad_param("after", str(exc))
-    rows, last, has_more = stock.list_skus(get_db(), get_magento(), after, limit)
+    rows, last, has_more = stock.list_skus(get_db(), _stock_magento(), after, limit)
     return jsonify({"skus": rows, "next_cursor": stock.encode_cursor(last), "has_more": has_more})

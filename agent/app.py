@@ -17,7 +17,15 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agent import api_orders, api_stock, openapi
 from agent.config import AgentConfig
-from agent.db import DatabaseUnavailable, Magento, connect, existing_tables, is_unreachable
+from agent.db import (
+    DatabaseUnavailable,
+    Magento,
+    connect,
+    denied_table,
+    existing_tables,
+    is_privilege_error,
+    is_unreachable,
+)
 from agent.errors import ApiError
 from agent.state import AgentState
 from agent.web import (
@@ -25,6 +33,7 @@ from agent.web import (
     AgentContext,
     close_db,
     database_unavailable,
+    forget_magento,
     get_config,
     get_db,
     get_magento,
@@ -112,7 +121,9 @@ def diagnostics() -> Response:
         )
     indexers = _indexers(conn, magento, warnings)
     price_includes_tax = _price_includes_tax(conn, magento, warnings)
-    if magento.stock_mode == "msi":
+    if magento.stock_problem:
+        warnings.append(f"stock cannot be written: {magento.stock_problem}")
+    elif magento.stock_mode == "msi":
         _check_msi_source(conn, magento, warnings)
     conn.rollback()
     return jsonify(
@@ -267,6 +278,18 @@ def _on_database_error(exc: pymysql.err.MySQLError) -> Response:
         log.warning("database went away during a request: %s", exc)
         e = database_unavailable()
         return _error(e.status, e.code, e.message, e.headers)
+    if is_privilege_error(exc):
+        # Grants change while the agent runs; what was detected (e.g. the stock mode) may rest on old ones.
+        forget_magento()
+        table = denied_table(exc)
+        what = f"table {table}" if table else "a table"
+        log.warning("database privilege missing: %s", exc.args[1] if len(exc.args) > 1 else exc)
+        return _error(
+            500,
+            "database_privileges",
+            f"the agent's database user may not read or write {what}; run `koppel-agent check` on the "
+            "server, it lists the grants that are missing",
+        )
     log.exception("database error")
     return _error(500, "internal_error", "the agent failed on this request; its log has the details")
 

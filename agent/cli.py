@@ -35,7 +35,7 @@ def _load(path: str | None) -> AgentConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise SystemExit(f"koppel-agent: {path}: {exc}") from None
+        raise SystemExit(f"koppel-agent: {exc}") from None
 
 
 # --- serve -------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        fail(f"config {path}: {exc}")
+        fail(f"config {exc}")
         return 1
     say(
         f"ok    config {path}: {len(cfg.keys)} key(s): "
@@ -148,9 +148,11 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
     )
     try:
         AgentState(cfg.state_dir)
-        say(f"ok    state_dir {cfg.state_dir} is writable")
     except OSError as exc:
         fail(f"state_dir {cfg.state_dir}: {exc.strerror}")
+    else:
+        # Said outside the try: a failing print (closed pipe) is no state_dir problem.
+        say(f"ok    state_dir {cfg.state_dir} is writable")
     try:
         conn = db.connect(cfg)
     except db.DatabaseUnavailable as exc:
@@ -172,13 +174,18 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         )
         say(f"ok    magento {magento.version}, table prefix {magento.prefix!r}, stock {stock}")
         scopes = {s for k in cfg.keys for s in k.scopes}
+        if magento.stock_problem and "stock:write" in scopes:
+            fail(f"stock: {magento.stock_problem}")
+        elif magento.stock_problem:
+            say(f"warn  stock (no key has stock:write): {magento.stock_problem}")
         needed = db.needed_tables(magento, scopes)
         present = db.existing_tables(conn, [magento.prefix + t for t in needed])
-        missing = [magento.prefix + t for t in needed if magento.prefix + t not in present]
+        missing = [t for t in needed if magento.prefix + t not in present]
         if missing:
             fail(
-                "tables missing (or hidden from user "
-                f"{cfg.database.user!r} for lack of privileges): " + ", ".join(missing)
+                f"tables missing, or hidden from user {cfg.database.user!r} for lack of privileges; grant "
+                + "; ".join(f"{', '.join(needed[t])} on {magento.prefix + t}" for t in missing)
+                + ' (README, "MySQL privileges for the agent")'
             )
         else:
             say(f"ok    all {len(needed)} tables the configured scopes use are present")
@@ -286,7 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly. stdout goes to devnull so that the interpreter's
+        # own flush at exit does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(ValueError):
-    """agent.yml cannot be used; the message names the key."""
+    """agent.yml cannot be used; the message names the key (and, read from a file, the file and line)."""
+
+    def __init__(self, message: str, loc: tuple[int | str, ...] | None = None) -> None:
+        super().__init__(message)
+        # (where in the file, text) per problem, so that a file reader can put a line number to each
+        self.problems: list[tuple[tuple[int | str, ...], str]] = [(loc or (), message)]
 
 
 class _Section(BaseModel):
@@ -101,14 +106,19 @@ class AgentConfig(_Section):
         return next((k for k in self.keys if k.id == key_id), None)
 
 
-def _resolve_secret(section: dict[str, Any], name: str, where: str, base_dir: Path, required: bool) -> None:
+def _resolve_secret(
+    section: dict[str, Any], name: str, loc: tuple[int | str, ...], base_dir: Path, required: bool
+) -> None:
     """Replace ``name_file`` / ``name_env`` by ``name`` in place; at most one of the three may be given."""
+    where = _dotted(loc)
     given = [k for k in (name, f"{name}_file", f"{name}_env") if section.get(k) not in (None, "")]
     if len(given) > 1:
-        raise ConfigError(f"{where}.{given[1]}: give only one of {name}, {name}_file, {name}_env")
+        raise ConfigError(
+            f"{where}.{given[1]}: give only one of {name}, {name}_file, {name}_env", (*loc, given[1])
+        )
     if not given:
         if required:
-            raise ConfigError(f"{where}.{name}: missing (give {name}, {name}_file or {name}_env)")
+            raise ConfigError(f"{where}.{name}: missing (give {name}, {name}_file or {name}_env)", loc)
         for k in (f"{name}_file", f"{name}_env"):
             section.pop(k, None)
         return
@@ -124,13 +134,15 @@ def _resolve_secret(section: dict[str, Any], name: str, where: str, base_dir: Pa
         try:
             section[name] = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            raise ConfigError(f"{where}.{source}: file {path} does not exist") from None
+            raise ConfigError(f"{where}.{source}: file {path} does not exist", (*loc, source)) from None
         except OSError as exc:
-            raise ConfigError(f"{where}.{source}: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(
+                f"{where}.{source}: cannot read {path}: {exc.strerror}", (*loc, source)
+            ) from None
     else:
         value = os.environ.get(str(raw))
         if value is None:
-            raise ConfigError(f"{where}.{source}: environment variable {raw} is not set")
+            raise ConfigError(f"{where}.{source}: environment variable {raw} is not set", (*loc, source))
         section[name] = value.strip()
 
 
@@ -141,9 +153,13 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # Literal/union errors carry a branch name in loc (e.g. 'literal['auto']'); it only confuses a reader.
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+
+
+def _explain(err: dict[str, Any]) -> str:
+    loc = _clean_loc(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -166,20 +182,22 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
         raise ConfigError("(top level): agent.yml must be a mapping of keys to values")
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     if isinstance(data.get("database"), dict):
-        _resolve_secret(data["database"], "password", "database", base_dir, required=False)
+        _resolve_secret(data["database"], "password", ("database",), base_dir, required=False)
     if isinstance(data.get("keys"), list):
         keys = []
         for i, key in enumerate(data["keys"]):
             if isinstance(key, dict):
                 key = dict(key)
-                _resolve_secret(key, "secret", f"keys[{i}]", base_dir, required=True)
+                _resolve_secret(key, "secret", ("keys", i), base_dir, required=True)
             keys.append(key)
         data["keys"] = keys
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_explain(e) for e in exc.errors()]
-        raise ConfigError("; ".join(problems)) from None
+        problems = [(_clean_loc(e["loc"]), _explain(e)) for e in exc.errors()]
+        error = ConfigError("; ".join(text for _, text in problems))
+        error.problems = problems
+        raise error from None
     state_dir = Path(os.path.expanduser(str(cfg.state_dir)))
     if not state_dir.is_absolute():
         state_dir = (base_dir / state_dir).resolve()
@@ -187,7 +205,7 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Read and validate agent.yml."""
+    """Read and validate agent.yml; every ConfigError names the file and, where it can, the line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -196,9 +214,39 @@ def load_config(path: str | Path) -> AgentConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # PyYAML's own text spans several lines with a caret drawing; its problem and mark say the same briefly.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem} (check the indentation)") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
-    return config_from_dict(data, path.resolve().parent)
+    try:
+        return config_from_dict(data, path.resolve().parent)
+    except ConfigError as exc:
+        located = [f"line {_line_of(root, loc)}: {text}" for loc, text in exc.problems]
+        raise ConfigError(f"{path} " + "; ".join(located)) from None
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the deepest node on ``loc`` that the file has (a missing key: its parent's line)."""
+    if root is None:
+        return 1
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    child, line = value_node, key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import pymysql
 import pymysql.cursors
@@ -37,6 +38,9 @@ class Magento:
     stock_mode: str  # "legacy" | "msi"
     msi_source: str
     msi_mode: str  # "salable" | "physical"
+    # Why stock must not be written although orders can be read (e.g. MSI installed but its tables hidden
+    # from the agent's user); None when stock may be written.
+    stock_problem: str | None = None
 
     def __post_init__(self) -> None:
         if self.version not in (1, 2):
@@ -122,9 +126,35 @@ def connect(cfg: AgentConfig, *, version: int | None = None) -> pymysql.connecti
 
 def _describe(exc: BaseException, cfg: AgentConfig) -> str:
     db = cfg.database
-    where = db.unix_socket or f"{db.host}:{db.port}"
+    where = f"unix socket {db.unix_socket}" if db.unix_socket else f"{db.host}:{db.port}"
     detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+    # PyMySQL words a failed socket connect with the (unused) host name; the OS error under it names no host.
+    original = getattr(exc, "original_exception", None)
+    if db.unix_socket and isinstance(original, OSError):
+        detail = original.strerror or str(original)
     return f"cannot connect to database {db.name!r} at {where} as {db.user!r}: {detail}"
+
+
+# MySQL error codes for "this login may not do that" (database, table, column).
+PRIVILEGE_ERRORS = {1044, 1142, 1143}
+_DENIED_TABLE_RE = re.compile(r"for table [`']?(?:[^`'.]+[`']?\.[`']?)?([A-Za-z0-9_$]+)")
+
+
+def is_privilege_error(exc: BaseException) -> bool:
+    """True when a PyMySQL error says the agent's user lacks a privilege (not an outage, not bad SQL)."""
+    return (
+        isinstance(exc, pymysql.err.MySQLError)
+        and bool(exc.args)
+        and isinstance(exc.args[0], int)
+        and exc.args[0] in PRIVILEGE_ERRORS
+    )
+
+
+def denied_table(exc: BaseException) -> str | None:
+    """The table a privilege error names, when it names one."""
+    text = exc.args[1] if len(exc.args) > 1 else ""
+    found = _DENIED_TABLE_RE.search(str(text))
+    return found.group(1) if found else None
 
 
 def existing_tables(conn: pymysql.connections.Connection, names: list[str]) -> set[str]:
@@ -141,13 +171,39 @@ def existing_tables(conn: pymysql.connections.Connection, names: list[str]) -> s
         return {row["name"] for row in cur.fetchall()}
 
 
+# Magento 2 modules whose presence in setup_module means MSI is installed (Magento_Inventory owns the tables).
+MSI_MODULES = ("Magento_Inventory", "Magento_InventoryApi")
+
+
+def msi_registered(conn: pymysql.connections.Connection, prefix: str) -> bool | None:
+    """Whether Magento 2's setup_module lists the MSI modules; None when the table cannot be read.
+
+    information_schema hides tables the login has no grant on, so the tables alone cannot tell "MSI not
+    installed" from "MSI not granted"; setup_module can.
+    """
+    marks = ", ".join(["%s"] * len(MSI_MODULES))
+    with conn.cursor() as cur:
+        try:
+            cur.execute(
+                f"SELECT module FROM `{prefix}setup_module` WHERE module IN ({marks}) LIMIT 1", MSI_MODULES
+            )
+        except pymysql.err.MySQLError as exc:
+            if (
+                exc.args and exc.args[0] == 1146
+            ):  # shown as absent to a login that may see it: no Magento 2.0+
+                return False
+            if is_privilege_error(exc):
+                return None
+            raise
+        return cur.fetchone() is not None
+
+
 def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
     """Work out the Magento version and stock mode (from the tables present where the config says auto)."""
     m = cfg.magento
     prefix = m.table_prefix
-    found = existing_tables(
-        conn, [f"{prefix}sales_order", f"{prefix}sales_flat_order", f"{prefix}inventory_source_item"]
-    )
+    msi_tables = [prefix + t for t in MSI_TABLES]
+    found = existing_tables(conn, [f"{prefix}sales_order", f"{prefix}sales_flat_order", *msi_tables])
     has_m2, has_m1 = f"{prefix}sales_order" in found, f"{prefix}sales_flat_order" in found
     if m.version == "auto":
         if has_m2 and has_m1:
@@ -168,33 +224,77 @@ def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
                 f"magento.version is {version} but table {wanted} does not exist in database "
                 f"{cfg.database.name!r}; check magento.table_prefix ({prefix!r})"
             )
-    has_msi = f"{prefix}inventory_source_item" in found
-    if m.stock == "auto":
-        stock_mode = "msi" if version == 2 and has_msi else "legacy"
-    elif m.stock == "msi":
-        if version != 2 or not has_msi:
-            raise MagentoNotFound(
-                f"magento.stock is msi but table {prefix}inventory_source_item does not exist"
-            )
-        stock_mode = "msi"
-    else:
+    hidden = [t for t in msi_tables if t not in found]
+    user = cfg.database.user
+    problem = None
+    if m.stock == "msi" and version == 1:
+        raise MagentoNotFound("magento.stock is msi, but MSI exists only in Magento 2 and this is Magento 1")
+    if m.stock == "legacy" or version == 1:
         stock_mode = "legacy"
+    elif m.stock == "msi" or f"{prefix}inventory_source_item" in found:
+        stock_mode = "msi"
+        if hidden:
+            problem = (
+                f"stock is MSI but tables {', '.join(hidden)} do not exist or are hidden from user {user!r}; "
+                "grant the MSI privileges (README, MySQL privileges for the agent)"
+            )
+    else:
+        registered = msi_registered(conn, prefix)
+        if registered:
+            stock_mode = "msi"
+            problem = (
+                f"Magento's MSI is installed ({prefix}setup_module lists {' or '.join(MSI_MODULES)}) but user "
+                f"{user!r} cannot read {', '.join(hidden)}; grant the MSI privileges (README, MySQL "
+                "privileges for the agent), or set magento.stock: legacy if the Inventory modules are disabled"
+            )
+        else:
+            stock_mode = "legacy"
+            if registered is None:
+                problem = (
+                    f"cannot tell whether Magento's MSI is installed: user {user!r} may not read "
+                    f"{prefix}setup_module; grant SELECT on it (README, MySQL privileges for the agent) or set "
+                    "magento.stock to legacy or msi"
+                )
     return Magento(
-        version=version, prefix=prefix, stock_mode=stock_mode, msi_source=m.msi_source, msi_mode=m.msi_mode
+        version=version,
+        prefix=prefix,
+        stock_mode=stock_mode,
+        msi_source=m.msi_source,
+        msi_mode=m.msi_mode,
+        stock_problem=problem,
     )
 
 
 # --- what `koppel-agent check` looks for -----------------------------------------------------------------
 
-_ORDER_TABLES = {
-    2: ["sales_order", "sales_order_item", "sales_order_address", "sales_order_payment", "sales_order_tax",
-        "store", "customer_entity_varchar", "eav_attribute", "eav_entity_type", "catalog_product_entity"],
-    1: ["sales_flat_order", "sales_flat_order_item", "sales_flat_order_address", "sales_flat_order_payment",
-        "sales_order_tax", "core_store", "customer_entity_varchar", "eav_attribute", "eav_entity_type",
-        "catalog_product_entity"],
-}  # fmt: skip
+
+class _TableRecorder:
+    """Stands in for ``Magento`` while the feed's query builders run, to learn which tables they read."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.names: list[str] = []
+
+    def table(self, name: str) -> str:
+        self.names.append(name)
+        return f"`{name}`"
+
+
+def order_tables(version: int) -> list[str]:
+    """The (unprefixed) tables the order feed reads, taken from the feed's own SQL so the two cannot drift."""
+    from agent import orders
+
+    recorder = _TableRecorder(version)
+    orders.page_query(recorder, orders.BEGINNING, 1, datetime(2000, 1, 1), "default")
+    orders.related_queries(recorder, [1])
+    orders.products_query(recorder, [1])
+    orders.attributes_query(recorder, [1])
+    return list(dict.fromkeys(recorder.names))
+
+
 # table -> privileges the stock writer needs on it, besides SELECT (INSERT: rows missing in Magento are created;
-# the list agrees with docs/GRANTS.md, which tests/agent/test_grants.py applies)
+# the list agrees with README.md "MySQL privileges for the agent", which tests/agent/test_grants.py applies, and
+# tests/agent/test_grants.py also records every table the stock calls touch and compares)
 _STOCK_WRITES = {
     (2, "legacy"): {"cataloginventory_stock_item": ("INSERT", "UPDATE"), "indexer_state": ("UPDATE",)},
     (2, "msi"): {
@@ -207,20 +307,28 @@ _STOCK_WRITES = {
         "cataloginventory_stock_status": ("INSERT", "UPDATE"),
     },
 }
+# setup_module: how detection tells an MSI shop whose tables are not granted from a shop without MSI.
 _STOCK_READS = {
-    (2, "legacy"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state"],
+    (2, "legacy"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state",
+                    "setup_module"],
     (2, "msi"): ["catalog_product_entity", "catalog_product_super_link", "core_config_data", "mview_state",
-                 "inventory_reservation", "inventory_source", "inventory_source_stock_link"],
+                 "setup_module", "inventory_reservation", "inventory_source", "inventory_source_stock_link"],
     (1, "legacy"): ["catalog_product_entity", "catalog_product_website", "catalog_product_super_link",
                     "core_config_data", "index_process"],
 }  # fmt: skip
+MSI_TABLES = (
+    "inventory_source_item",
+    "inventory_source",
+    "inventory_source_stock_link",
+    "inventory_reservation",
+)
 
 
 def needed_tables(magento: Magento, scopes: set[str]) -> dict[str, tuple[str, ...]]:
     """Unprefixed table -> privileges the configured keys' scopes need on it (SELECT always)."""
     out: dict[str, tuple[str, ...]] = {}
     if scopes & {"orders:read", "diagnostics:read"}:
-        for name in _ORDER_TABLES[magento.version]:
+        for name in order_tables(magento.version):
             out[name] = ("SELECT",)
     if "stock:write" in scopes:
         mode = (magento.version, magento.stock_mode)

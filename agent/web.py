@@ -45,6 +45,9 @@ log = logging.getLogger("koppel.agent")
 
 EXTENSION = "koppel"
 RETRY_AFTER_SECONDS = "30"
+# How long a worker trusts what it detected: a shop that gets MSI, or a user that gets new grants, is picked
+# up within this time without a restart.
+REDETECT_SECONDS = 300
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,6 +58,7 @@ class AgentContext:
     cfg: AgentConfig
     state: AgentState
     magento: Magento | None = None
+    detected_at: float = 0.0  # time.monotonic() of the detection behind ``magento``
     # A random stand-in secret, so an unknown key id costs the same HMAC work as a known one.
     dummy_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,38 +91,51 @@ def get_db() -> pymysql.connections.Connection:
     if conn is not None:
         return conn
     ctx = _ctx()
-    known = ctx.magento
+    with ctx.lock:
+        known, detected_at = ctx.magento, ctx.detected_at
     try:
         conn = connect(ctx.cfg, version=known.version if known else None)
     except DatabaseUnavailable as exc:
         log.warning("%s", exc)
         raise database_unavailable() from exc
     g.koppel_db = conn
-    if known is None:
-        try:
-            found = detect(conn, ctx.cfg)
+    if known is not None and time.monotonic() - detected_at < REDETECT_SECONDS:
+        g.koppel_magento = known
+        return conn
+    try:
+        found = detect(conn, ctx.cfg)
+        if known is None or found.version != known.version:
             set_time_zone(conn, session_time_zone(ctx.cfg, found.version))
-            conn.commit()
-        except MagentoNotFound as exc:
-            log.error("%s", exc)
-            raise ApiError(503, "magento_not_found", str(exc), {"Retry-After": RETRY_AFTER_SECONDS}) from exc
-        with ctx.lock:
-            if ctx.magento is None:
-                ctx.magento = found
-                log.info("detected %s", found)
+        conn.commit()
+    except MagentoNotFound as exc:
+        log.error("%s", exc)
+        raise ApiError(503, "magento_not_found", str(exc), {"Retry-After": RETRY_AFTER_SECONDS}) from exc
+    with ctx.lock:
+        if found != ctx.magento:
+            log.info("detected %s", found)
+        ctx.magento, ctx.detected_at = found, time.monotonic()
+    g.koppel_magento = found
     return conn
 
 
 def get_magento() -> Magento:
-    """The detected Magento (version, prefix, stock mode); detected once per worker, then cached."""
+    """The detected Magento (version, prefix, stock mode), the same for the whole request.
+
+    Detected per worker and trusted for REDETECT_SECONDS, or until a privilege error calls ``forget_magento``.
+    """
+    get_db()
+    return g.koppel_magento
+
+
+def forget_magento() -> None:
+    """Detect again on the next request (e.g. after a privilege error: the grants may have changed)."""
     ctx = _ctx()
-    if ctx.magento is None:
-        get_db()
-    assert ctx.magento is not None
-    return ctx.magento
+    with ctx.lock:
+        ctx.magento, ctx.detected_at = None, 0.0
 
 
 def close_db(_exc: BaseException | None = None) -> None:
+    g.pop("koppel_magento", None)
     conn = g.pop("koppel_db", None)
     if conn is None:
         return

@@ -709,5 +709,14 @@ INSERT INTO `{prefix}store` (store_id, code, website_id, group_id, name, sort_or
 INSERT INTO `{prefix}eav_entity_type` (entity_type_id, entity_type_code, entity_model, entity_table, increment_per_store) VALUES (1, 'customer', 'Magento\\Customer\\Model\\ResourceModel\\Customer', 'customer_entity', 0), (2, 'customer_address', 'Magento\\Customer\\Model\\ResourceModel\\Address', 'customer_address_entity', 0), (3, 'catalog_category', 'Magento\\Catalog\\Model\\ResourceModel\\Category', 'catalog_category_entity', 0), (4, 'catalog_product', 'Magento\\Catalog\\Model\\ResourceModel\\Product', 'catalog_product_entity', 0), (5, 'order', 'Magento\\Sales\\Model\\ResourceModel\\Order', 'sales_order', 1);
 INSERT INTO `{prefix}eav_attribute` (attribute_id, entity_type_id, attribute_code, backend_type, frontend_input, frontend_label) VALUES (5, 1, 'firstname', 'static', 'text', 'First Name'), (7, 1, 'lastname', 'static', 'text', 'Last Name'), (73, 4, 'name', 'varchar', 'text', 'Product Name'), (97, 4, 'status', 'int', 'select', 'Enable Product'), (99, 4, 'visibility', 'int', 'select', 'Visibility');
 INSERT INTO `{prefix}customer_group` (customer_group_id, customer_group_code, tax_class_id) VALUES (0, 'NOT LOGGED IN', 3), (1, 'General', 3), (2, 'Wholesale', 3), (3, 'Retailer', 3);
+-- Magento's module registry (module-setup); the agent reads it to tell whether MSI is installed. Part "stock"
+-- adds the Inventory modules.
+CREATE TABLE `{prefix}setup_module` (
+  `module` varchar(50) NOT NULL,
+  `schema_version` varchar(50) DEFAULT NULL,
+  `data_version` varchar(50) DEFAULT NULL,
+  PRIMARY KEY (`module`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+INSERT INTO `{prefix}setup_module` (module, schema_version, data_version) VALUES ('Magento_Store', '2.1.1', '2.1.1'), ('Magento_Customer', '2.0.13', '2.0.13'), ('Magento_Catalog', '2.2.4', '2.2.4'), ('Magento_Sales', '2.0.13', '2.0.13');
 SET SESSION foreign_key_checks = @koppel_old_fk;
 SET SESSION sql_mode = @koppel_old_sql_mode;

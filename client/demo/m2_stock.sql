@@ -183,5 +183,6 @@ INSERT INTO `{prefix}inventory_source_stock_link` (stock_id, source_code, priori
 INSERT INTO `{prefix}inventory_stock_sales_channel` (type, code, stock_id) VALUES ('website', 'base', 1);
 INSERT INTO `{prefix}indexer_state` (indexer_id, status, updated, hash_config) VALUES ('cataloginventory_stock', 'valid', '2026-01-01 00:00:00', ''), ('inventory', 'valid', '2026-01-01 00:00:00', ''), ('catalog_product_price', 'valid', '2026-01-01 00:00:00', '');
 INSERT INTO `{prefix}mview_state` (view_id, mode, status, updated, version_id) VALUES ('cataloginventory_stock', 'disabled', 'idle', '2026-01-01 00:00:00', 0), ('inventory', 'disabled', 'idle', '2026-01-01 00:00:00', 0), ('catalog_product_price', 'disabled', 'idle', '2026-01-01 00:00:00', 0);
+INSERT INTO `{prefix}setup_module` (module, schema_version, data_version) VALUES ('Magento_CatalogInventory', '2.0.3', '2.0.3'), ('Magento_Inventory', '1.2.0', '1.2.0'), ('Magento_InventoryApi', '1.2.0', '1.2.0');
 SET SESSION foreign_key_checks = @koppel_old_fk;
 SET SESSION sql_mode = @koppel_old_sql_mode;
