@@ -292,9 +292,9 @@ def order_tables(version: int) -> list[str]:
     return list(dict.fromkeys(recorder.names))
 
 
-# table -> privileges the stock writer needs on it, besides SELECT (INSERT: rows missing in Magento are created;
-# the list agrees with README.md "MySQL privileges for the agent", which tests/agent/test_grants.py applies, and
-# tests/agent/test_grants.py also records every table the stock calls touch and compares)
+# table -> privileges the stock writer needs on it, besides SELECT (INSERT: rows missing in Magento are created).
+# The lists agree with README.md "MySQL privileges for the agent", which tests/agent/test_grants.py applies;
+# tests/agent/test_privileges.py records every table the stock calls touch and compares it with them.
 _STOCK_WRITES = {
     (2, "legacy"): {"cataloginventory_stock_item": ("INSERT", "UPDATE"), "indexer_state": ("UPDATE",)},
     (2, "msi"): {

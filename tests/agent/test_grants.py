@@ -1,5 +1,5 @@
-"""Least privilege: a MariaDB user holding exactly the grants of docs/GRANTS.md runs the order feed,
-diagnostics, `koppel-agent check` and every stock call, and is refused everything else."""
+"""Least privilege: a MariaDB user holding exactly the grants of README.md ("MySQL privileges for the agent")
+runs the order feed, diagnostics, `koppel-agent check` and every stock call, and is refused everything else."""
 
 from __future__ import annotations
 
@@ -22,18 +22,28 @@ from tests.agent.conftest import SigningClient, config_dict
 from tests.agent.test_stock import StockShop
 from tests.mariadb import MariaDB
 
-GRANTS = Path(__file__).resolve().parents[2] / "docs" / "GRANTS.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "## MySQL privileges for the agent"
 
 
-def grant_statements(version: int, database: str, prefix: str, user: str, *, schedule: bool) -> list[str]:
-    """The SQL of GRANTS.md for one Magento version, with database, prefix and user filled in."""
-    text = GRANTS.read_text(encoding="utf-8")
-    sections = re.split(r"^### ", text, flags=re.M)
+def grant_statements(
+    version: int, database: str, prefix: str, user: str, *, schedule: bool, msi: bool = True
+) -> list[str]:
+    """The SQL of the README's privileges section for one Magento version, database, prefix and user filled in.
+
+    ``msi``/``schedule`` False leave out the optional blocks for MSI and for the changelog tables.
+    """
+    text = README.read_text(encoding="utf-8")
+    assert SECTION in text, f"{README} has no section {SECTION!r}"
+    section = text.split(SECTION, 1)[1]
+    section = re.split(r"^## ", section, maxsplit=1, flags=re.M)[0]
     heading = "Magento 2" if version == 2 else "Magento 1"
-    [section] = [s for s in sections if s.startswith(heading)]
-    blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.S)
+    [part] = [s for s in re.split(r"^### ", section, flags=re.M) if s.startswith(heading)]
+    blocks = re.findall(r"```sql\n(.*?)```", part, flags=re.S)
     if not schedule:
         blocks = [b for b in blocks if "_cl`" not in b]
+    if not msi:
+        blocks = [b for b in blocks if "inventory_source_item`" not in b]
     out = []
     for block in blocks:
         for line in block.splitlines():
@@ -42,8 +52,18 @@ def grant_statements(version: int, database: str, prefix: str, user: str, *, sch
                 continue
             line = line.replace("`magento`.", f"`{database}`.").replace("{prefix}", prefix)
             out.append(line.replace("'koppel'@'localhost'", user).rstrip(";"))
-    assert out, f"no GRANT statements for {heading} in {GRANTS}"
+    assert out, f"no GRANT statements for {heading} in {README} section {SECTION!r}"
     return out
+
+
+def drop_msi(conn: pymysql.connections.Connection, prefix: str) -> None:
+    """Turn the fixture's Magento 2 into one without MSI: no Inventory modules, no inventory tables."""
+    with conn.cursor() as cur:
+        cur.execute(f"DELETE FROM `{prefix}setup_module` WHERE module LIKE 'Magento\\_Inventory%%'")
+        for table in ("inventory_reservation", "inventory_stock_sales_channel", "inventory_source_stock_link",
+                      "inventory_source_item", "inventory_stock", "inventory_source"):  # fmt: skip
+            cur.execute(f"DROP TABLE `{prefix}{table}`")
+    conn.commit()
 
 
 @pytest.fixture
@@ -61,10 +81,13 @@ def restricted(mariadb: MariaDB) -> Iterator[tuple[str, str, str]]:
         cur.execute(f"DROP USER IF EXISTS {account}")
 
 
-CASES = [(1, ""), (2, "mage_"), (2, "")]
+# (version, prefix, msi)
+CASES = [(1, "", False), (2, "mage_", True), (2, "", True), (2, "shop_", False)]
 
 
-@pytest.mark.parametrize(("version", "prefix"), CASES, ids=["m1", "m2-msi-prefix", "m2-msi-schedule"])
+@pytest.mark.parametrize(
+    ("version", "prefix", "msi"), CASES, ids=["m1", "m2-msi-prefix", "m2-msi-schedule", "m2-legacy"]
+)
 def test_agent_runs_with_exactly_the_documented_grants(
     mariadb: MariaDB,
     database: str,
@@ -72,15 +95,18 @@ def test_agent_runs_with_exactly_the_documented_grants(
     restricted: tuple[str, str, str],
     version: int,
     prefix: str,
+    msi: bool,
 ) -> None:
     name, password, account = restricted
     schedule = version == 2 and prefix == ""
     root = mariadb.connect(database)
     shop = Shop.install(root, version, prefix, parts=("core", "stock"))
+    if version == 2 and not msi:
+        drop_msi(root, prefix)
     stock_shop = StockShop(root, version, prefix)
     tee = stock_shop.product("TEE", type_id="configurable", qty=0, in_stock=1)
-    tee_s = stock_shop.product("TEE-S", qty=1, in_stock=1, source_qty=1 if version == 2 else None)
-    stock_shop.product("MUG", qty=0, in_stock=0, source_qty=0 if version == 2 else None)
+    tee_s = stock_shop.product("TEE-S", qty=1, in_stock=1, source_qty=1 if msi else None)
+    stock_shop.product("MUG", qty=0, in_stock=0, source_qty=0 if msi else None)
     stock_shop.product("NEW", stock_item=False)  # no stock rows at all: INSERTs are needed
     stock_shop.link(tee, [tee_s])
     customer = shop.customer(email="jan@example.nl", attributes={"klantcode": "1042"})
@@ -96,7 +122,7 @@ def test_agent_runs_with_exactly_the_documented_grants(
             "inventory", triggers=True, watched="inventory_source_item", column="source_item_id"
         )
     with root.cursor() as cur:
-        for statement in grant_statements(version, database, prefix, account, schedule=schedule):
+        for statement in grant_statements(version, database, prefix, account, schedule=schedule, msi=msi):
             cur.execute(statement)
 
     data = config_dict(
@@ -110,6 +136,7 @@ def test_agent_runs_with_exactly_the_documented_grants(
     config_file.write_text(yaml.safe_dump(data), encoding="utf-8")
     said: list[str] = []
     assert run_check(config_file, said.append) == 0, said
+    assert any(f"stock {'msi' if msi else 'legacy'}" in line for line in said), said
     client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
 
     feed = client.get("/v1/orders", [("created_from", "2000-01-01T00:00:00Z")])
@@ -117,7 +144,10 @@ def test_agent_runs_with_exactly_the_documented_grants(
     [order] = feed.get_json()["orders"]
     assert order["customer"]["attributes"] == {"klantcode": "1042"}
     assert [line["sku"] for line in order["lines"]] == ["MUG"]
-    assert client.get("/v1/diagnostics").status_code == 200
+    diagnostics = client.get("/v1/diagnostics")
+    assert diagnostics.status_code == 200
+    assert diagnostics.get_json()["magento"]["stock_mode"] == ("msi" if msi else "legacy")
+    assert not [w for w in diagnostics.get_json()["warnings"] if "stock cannot be written" in w]
 
     items = [
         {"sku": "TEE-S", "qty": 0},
@@ -140,9 +170,14 @@ def test_agent_runs_with_exactly_the_documented_grants(
     assert stock_shop.item(new_id["entity_id"])["qty"] == Decimal(2)
     if version == 1:
         assert stock_shop.status(tee) == {1: (Decimal(0), 0)}
-    else:
+    elif msi:
         assert stock_shop.source("MUG") == (Decimal(3), 1)
         assert stock_shop.indexer("inventory") == ("valid" if schedule else "invalid")
+    else:
+        assert stock_shop.item(stock_shop.run(
+            f"SELECT entity_id FROM {stock_shop.t('catalog_product_entity')} WHERE sku = 'MUG'"
+        )[0]["entity_id"])["qty"] == Decimal(3)  # fmt: skip
+        assert stock_shop.indexer("cataloginventory_stock") == "invalid"
 
     levels = client.get("/v1/stock", [("sku", "MUG")]).get_json()["items"]
     assert levels[0]["qty"] == "3.0000"
