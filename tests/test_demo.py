@@ -89,9 +89,7 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     )
     assert status.returncode == 0, status.stderr
     assert "Now: Gereed" in status.stdout
-    assert (
-        "Waiting: 0 failed order(s), retried on every run (koppel log says why); 1 deferred" in status.stdout
-    )
+    assert "Waiting: 0 failed order(s), retried on every run; 1 deferred" in status.stdout
     # The last run is the demo's second import: nothing new, the unpaid order still waiting.
     assert re.search(r"import_orders_and_export_stock:\n    last run:  .* \(manual\) — ok", status.stdout)
     assert "0 orders imported, 1 deferred" in status.stdout
@@ -178,3 +176,79 @@ def test_demo_client_yml_names_the_samples_rounding_article(tmp_path: Path) -> N
         (artikel,) = backend.artikelen_by_code(profile.orders.rounding_article)
         rates = {g.id: g.btw_percentage for g in backend.omzetgroepen()}
         assert rates[artikel.omzetgroep_id] == 0
+
+
+KOPPEL = Path(sys.executable).with_name("koppel")
+
+
+@pytest.mark.skipif(not KOPPEL.exists(), reason="the koppel console script is not installed")
+def test_a_folder_named_agent_in_the_current_folder_does_not_shadow_the_agent(
+    tmp_path: Path, mariadb: MariaDB
+) -> None:
+    shadow = tmp_path / "agent"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('this is not koppel')\n", encoding="utf-8")
+    (shadow / "__main__.py").write_text("raise SystemExit('this is not koppel')\n", encoding="utf-8")
+    done = subprocess.run(
+        [str(KOPPEL), "demo", "--dir", "koppel-demo", "--orders", "6"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Orders imported:     " in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_agent_that_dies_at_start_up_leaves_nothing_behind(
+    tmp_path: Path, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import client.demo.run_demo as run_demo_module
+
+    broken = [
+        sys.executable,
+        "-c",
+        "import sys; print('Traceback: boom'); print('boom: no agent'); sys.exit(3)",
+    ]
+    monkeypatch.setattr(run_demo_module, "agent_command", lambda: broken)
+    before = databases(mariadb)
+    lines: list[str] = []
+    code = run_demo_module.run_demo(tmp_path / "demo", keep=True, orders=4, say=lines.append)
+    text = "\n".join(lines)
+    assert code == 1
+    assert "the agent stopped at start-up (boom: no agent)" in text
+    assert "Left running" not in text and "agent pid" not in text
+    made = re.search(r"database (koppel_demo_\w+)", text).group(1)  # type: ignore[union-attr]
+    assert f"stopped what it started and dropped database {made}" in text
+    assert databases(mariadb) == before
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from client.demo.run_demo import lock_folder
+lock = lock_folder(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_demo_in_the_same_folder_is_told_one_is_running(tmp_path: Path, mariadb: MariaDB) -> None:
+    folder = tmp_path / "demo"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(folder)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = databases(mariadb)
+        second = demo(folder)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 1
+    assert "already running" in second.stdout and f"process {holder.pid}" in second.stdout
+    assert databases(mariadb) == before
+    # Once the first has gone, the folder is free again.
+    from client.demo.run_demo import lock_folder
+
+    lock_folder(folder).release()

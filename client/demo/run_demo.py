@@ -24,6 +24,7 @@ import requests
 import yaml
 
 from client.demo.mariadb import MariaDB, PrivateMariaDB, free_port, reachable
+from client.locking import AlreadyRunning, ProfileLock, lock_path
 
 MARKER = ".koppel-demo"
 PROFILE = "demo"
@@ -39,6 +40,8 @@ OWN_FILES = (
     "agent-state",
 )
 OWN_GLOBS = ("koppel-state.sqlite*", "administratie.sqlite*")
+# The lock that keeps a second `koppel demo` out of a folder in use (never removed while a demo holds it).
+LOCK_BASE, LOCK_NAME = ".koppel", "demo"
 
 Say = Callable[[str], None]
 
@@ -47,13 +50,41 @@ class DemoError(Exception):
     """The demo cannot go on; the message says why and what to do."""
 
 
+def lock_folder(folder: Path) -> ProfileLock:
+    """Hold the demo folder for this run: a second demo in the same folder is refused, not interleaved."""
+    if folder.exists() and not folder.is_dir():
+        raise DemoError(f"{folder} is a file; choose another --dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = ProfileLock(folder / LOCK_BASE, LOCK_NAME, what="koppel demo")
+    existed = lock.path.exists()
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        pid = exc.holder.get("pid")
+        who = f" (process {pid})" if pid else ""
+        raise DemoError(
+            f"another koppel demo is already running in {folder}{who}; wait for it or choose another --dir"
+        ) from None
+    if not existed and not (folder / MARKER).exists() and _foreign(folder):
+        # Someone else's folder: leave it as it was, without our lock file.
+        lock.release()
+        lock.path.unlink(missing_ok=True)
+    return lock
+
+
+def _foreign(folder: Path) -> bool:
+    """Holds files, but none of them says an earlier demo made it."""
+    mine = lock_path(folder / LOCK_BASE, LOCK_NAME).name
+    return not (folder / MARKER).exists() and any(p.name != mine for p in folder.iterdir())
+
+
 def prepare_folder(folder: Path) -> None:
     """An empty demo folder: created, or emptied of an earlier demo's files; never someone else's folder."""
     if folder.exists() and not folder.is_dir():
         raise DemoError(f"{folder} is a file; choose another --dir")
+    if folder.exists() and _foreign(folder):
+        raise DemoError(f"{folder} is not empty and not an earlier koppel demo; choose another --dir")
     if folder.exists() and any(folder.iterdir()):
-        if not (folder / MARKER).exists():
-            raise DemoError(f"{folder} is not empty and not an earlier koppel demo; choose another --dir")
         _stop_kept(folder)
         for name in OWN_FILES:
             path = folder / name
@@ -143,26 +174,35 @@ class Agent:
 
     def start(self, keep: bool, timeout: float = 60) -> None:
         command = [
-            sys.executable, "-m", "agent", "serve", "--config", str(self.config_path),
+            *agent_command(), "serve", "--config", str(self.config_path),
             "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
         ]  # fmt: skip
-        with open(self.folder / "agent.log", "ab") as log:
-            # A kept agent gets its own session, so closing the demo's terminal does not take it down.
+        log_path = self.folder / "agent.log"
+        with open(log_path, "ab") as log:
+            # cwd is the demo folder (ours, so nothing in it shadows the agent package); a kept agent gets its
+            # own session, so closing the demo's terminal does not take it down.
             self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=keep
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=keep
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                tail = (self.folder / "agent.log").read_text(encoding="utf-8", errors="replace")[-1500:]
-                raise DemoError(f"the agent stopped at start-up:\n{tail}")
-            try:
-                if requests.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+                raise DemoError(
+                    f"the agent stopped at start-up ({_last_line(log_path)}); the whole output is in {log_path}"
+                )
+            if self.answers():
+                return
             time.sleep(0.2)
-        raise DemoError(f"the agent did not answer within {timeout:.0f} s; see {self.folder / 'agent.log'}")
+        raise DemoError(f"the agent did not answer within {timeout:.0f} s; see {log_path}")
+
+    def answers(self) -> bool:
+        """Our agent process is alive and its health check answers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            return requests.get(f"{self.url}/v1/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -173,6 +213,22 @@ class Agent:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def agent_command() -> list[str]:
+    """The installed `koppel-agent` next to this Python; `python -I -m agent` (no current folder on the module
+    path, so a folder named "agent" there cannot stand in for the package) where no script was installed."""
+    here = Path(sys.executable).parent
+    for name in ("koppel-agent", "koppel-agent.exe"):
+        if (here / name).is_file():
+            return [str(here / name)]
+    return [sys.executable, "-I", "-m", "agent"]
+
+
+def _last_line(path: Path) -> str:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1][:300] if lines else "no output"
 
 
 def write_client_yml(folder: Path, agent: Agent) -> Path:
@@ -231,10 +287,17 @@ def known_relatie_codes(admin: Path) -> dict[str, int]:
 def run_demo(folder: Path, *, keep: bool = False, orders: int = 40, say: Say = print) -> int:
     """Run the demo; returns the exit code (0 when both imports behaved as they should)."""
     try:
+        lock = lock_folder(Path(folder))
+    except DemoError as exc:
+        say(f"koppel demo: {exc}")
+        return 1
+    try:
         return _run(Path(folder), keep, orders, say)
     except DemoError as exc:
         say(f"koppel demo: {exc}")
         return 1
+    finally:
+        lock.release()
 
 
 def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
@@ -251,7 +314,7 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
     server = find_mariadb(say)
     database = server.create_database("koppel_demo")
     agent: Agent | None = None
-    ok = False
+    ok = finished = False
     try:
         admin = folder / "administratie.sqlite"
         init_local(admin, sample=True)
@@ -300,7 +363,16 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         say("Import 2, straight after: the same command again")
         result = second.import_result
         new = result.imported if result is not None else "?"
-        say(f"  {new} new orders imported — every order is in SnelStart exactly once ({second.result})")
+        failed = result.failed if result is not None else 0
+        if failed:
+            say(
+                f"  {new} new orders imported; {failed} order(s) FAILED again and are not in SnelStart "
+                f"(reasons above; koppel retries them on every run) — {second.result}"
+            )
+        elif second.result == OK:
+            say(f"  {new} new orders imported — every order is in SnelStart exactly once")
+        else:
+            say(f"  {new} new orders imported — {second.result}: {second.message}")
         if second.stock_result is not None:
             from client.runner import describe_stock
 
@@ -308,8 +380,9 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         ok = first.result == OK and second.result == OK and result is not None and result.imported == 0
         say("")
         say_next_steps(config_path, keep, say)
+        finished = True
     finally:
-        if keep and agent is not None:
+        if keep and finished and agent is not None and agent.answers():
             say("")
             say(
                 f"Left running (--keep): agent pid {agent.proc.pid if agent.proc else '?'} on {agent.url}, database {database}"
@@ -326,7 +399,14 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
             if server.private is not None:
                 server.private.cleanup()
             say("")
-            say(f"Stopped the agent and dropped database {database}. Run with --keep to explore them.")
+            if not finished:
+                say(
+                    f"The demo did not get through; it stopped what it started and dropped database {database}."
+                )
+            elif keep:
+                say(f"The agent is no longer running, so nothing is kept: dropped database {database}.")
+            else:
+                say(f"Stopped the agent and dropped database {database}. Run with --keep to explore them.")
     say(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s.")
     return 0 if ok else 1
 
@@ -338,9 +418,10 @@ def say_outcome(outcome: Any, say: Say) -> None:
         return
     say(f"  Orders imported:     {result.imported}")
     for created in result.created[:5]:
+        customer = f" {created.customer}" if getattr(created, "customer", None) else ""
         say(
             f"    Magento order {created.magento_number} → SnelStart verkooporder {created.snelstart_nummer} "
-            f"(relatie {created.relatiecode})"
+            f"(relatie {created.relatiecode}{customer})"
         )
     if len(result.created) > 5:
         say(f"    … and {len(result.created) - 5} more (koppel log shows them all)")
@@ -351,8 +432,10 @@ def say_outcome(outcome: Any, say: Say) -> None:
     say(f"  Articles created:    {result.articles_created}")
     say(f"  Waiting for payment: {result.deferred} (imported once paid)")
     say(f"  Not imported:        {result.ignored} canceled")
+    if result.failures:
+        say(f"  FAILED:              {len(result.failures)} order(s) not imported:")
     for number, reason in result.failures:
-        say(f"  FAILED {number}: {reason}")
+        say(f"    FAILED {number}: {reason}")
     stock = outcome.stock_result
     if stock is None:
         note = outcome.message.rsplit("; ", 1)[-1]
