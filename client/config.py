@@ -102,6 +102,18 @@ class _Strict(BaseModel):
 # -- agent and magento --------------------------------------------------------------------------------------
 
 
+# The agent refuses a key whose secret is shorter (agent.yml's rule); a client with a shorter one can never sign.
+MIN_SECRET_LENGTH = 32
+
+
+def _check_secret_length(value: str, where: str) -> None:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{where}: the agent secret has {len(value)} characters; the agent requires at least "
+            f"{MIN_SECRET_LENGTH} (use the same secret as the key in agent.yml)"
+        )
+
+
 class AgentSettings(_Strict):
     url: str
     key_id: str = Field(min_length=1)
@@ -121,6 +133,16 @@ class AgentSettings(_Strict):
     @classmethod
     def _secret_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return _resolve(value, info)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_length(cls, value: str | None) -> str | None:
+        # Written in client.yml, so refused at load; a file or variable is read (and checked) when needed.
+        if value is not None and len(value.strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"the secret has {len(value.strip())} characters; the agent requires at least {MIN_SECRET_LENGTH}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> AgentSettings:
@@ -148,6 +170,7 @@ class AgentSettings(_Strict):
             raise ConfigError(f"{setting}: set one of secret, secret_file or secret_env")
         if not value:
             raise ConfigError(f"{setting}: the agent secret is empty")
+        _check_secret_length(value, setting)
         return value
 
 

@@ -62,17 +62,18 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     """The agent checks, and how the shop's prices are entered (Magento's setting, else a guess)."""
     checks: list[Check] = []
     url = profile.agent.url
+    database_down = False
     try:
         response = requests.get(f"{url}/v1/health", timeout=15, allow_redirects=False)
     except requests.RequestException as exc:
-        checks.append(
-            Check(
-                "agent reachable",
-                False,
-                f"{url} does not answer ({_short(exc)})",
-                "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it",
+        fix = "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it"
+        if url.startswith("https://") and isinstance(exc, requests.exceptions.SSLError | requests.Timeout):
+            # A plain-http agent answers a TLS handshake with garbage or not at all.
+            fix = (
+                f"the TLS handshake failed; if the agent speaks plain http, use "
+                f"{'http://' + url.removeprefix('https://')} in agent.url (or put TLS in front of it)"
             )
-        )
+        checks.append(Check("agent reachable", False, f"{url} does not answer ({_short(exc)})", fix))
         return checks, ShopPrices(None)
     if 300 <= response.status_code < 400:
         target = response.headers.get("Location", "?")
@@ -89,6 +90,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     if response.status_code == 200 and isinstance(health, dict) and health.get("status") == "ok":
         checks.append(Check("agent reachable", True, f"{url} (its database answers)"))
     elif response.status_code == 503:
+        database_down = True
         checks.append(
             Check(
                 "agent reachable",
@@ -109,12 +111,17 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
         return checks, ShopPrices(None)
 
     skew = _date_skew(response, clock)
+    if database_down:
+        # Every signed call would get the same 503: that says nothing about the key, so do not blame it.
+        checks.append(_signature_unchecked())
+        checks.append(_skew_check(skew))
+        return checks, ShopPrices(None)
     try:
         from client.agent_client import AgentClient, AgentError
 
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
-        checks.append(Check("signature", False, str(exc), "set the agent key's secret in client.yml"))
+        checks.append(Check("signature", False, str(exc), _secret_fix(profile)))
         return checks, ShopPrices(None)
     except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
         checks.append(Check("signature", False, str(exc), "correct agent.url"))
@@ -147,6 +154,8 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
                 "key_id and secret must equal a key in agent.yml; is this PC's clock right?",
             )
         )
+    elif status == 503:
+        checks.append(_signature_unchecked())
     elif status == 403:
         checks.append(
             Check(
@@ -165,6 +174,29 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
     return checks, prices
+
+
+def _signature_unchecked() -> Check:
+    return Check(
+        "signature",
+        True,
+        "not checked: the agent's Magento database is unreachable (HTTP 503), so it cannot answer signed calls",
+        "fix the database (see 'agent reachable') and run test-connection again",
+        warning=True,
+    )
+
+
+def _secret_fix(profile: Profile) -> str:
+    """How to give the key's secret, naming what exactly is missing."""
+    agent = profile.agent
+    if agent.secret_env is not None:
+        return (
+            f"set the environment variable {agent.secret_env} to the key's secret (Windows: setx "
+            f"{agent.secret_env} <secret>, then open a new window), or use agent.secret_file"
+        )
+    if agent.secret_file is not None:
+        return f"put the key's secret (the same as in agent.yml) in {agent.secret_file}"
+    return "give agent.secret_file (or secret_env) with the key's secret from agent.yml"
 
 
 def _recent_orders(client: Any, clock: Clock) -> list[dict[str, Any]]:

@@ -195,7 +195,8 @@ class LocalBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise SnelStartUnavailable(
-                f"local SnelStart administration {self.path} does not exist; create it with init_local()"
+                f"local SnelStart administration {self.path} does not exist; create it with "
+                f"`koppel snelstart init --local {self.path} --sample` (--sample adds demo data)"
             )
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)

@@ -87,7 +87,7 @@ def _yaml(admin: Path, state: Path, snelstart: str, orders: str = "") -> str:
 state: {state}
 profiles:
   - name: shop
-    agent: {{url: "http://127.0.0.1:9", key_id: office, secret: s3cret-s3cret-s3cret}}
+    agent: {{url: "http://127.0.0.1:9", key_id: office, secret: s3cret-s3cret-s3cret-s3cret-s3cret}}
     magento: {{import_from: "2026-01-01 00:00"}}
     snelstart: {snelstart}
     orders: {{template: Webshop{orders}}}

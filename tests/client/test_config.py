@@ -197,14 +197,18 @@ def test_secret_resolved_lazily_with_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("KOPPEL_AGENT_SECRET", "s" * 40)
     assert agent.secret_value() == "s" * 40
 
-    (tmp_path / "secret.txt").write_text("from-a-file-0123456789\n", encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("from-a-file-0123456789-abcdefghijkl\n", encoding="utf-8")
     path = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret_file: secret.txt")
-    assert load_client_config(path).profiles[0].agent.secret_value() == "from-a-file-0123456789"
+    assert load_client_config(path).profiles[0].agent.secret_value() == "from-a-file-0123456789-abcdefghijkl"
     (tmp_path / "secret.txt").unlink()
     with pytest.raises(ConfigError, match="secret_file: cannot read"):
         load_client_config(path).profiles[0].agent.secret_value()
 
-    both = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret_env: X\n      secret: y")
+    both = example_with(
+        tmp_path,
+        "secret_env: KOPPEL_AGENT_SECRET",
+        "secret_env: X\n      secret: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+    )
     with pytest.raises(ConfigError, match="give only one of secret, secret_file, secret_env"):
         load_client_config(both)
 
@@ -242,7 +246,7 @@ def test_empty_file_and_no_profiles(tmp_path):
 def test_defaults_of_a_minimal_profile(tmp_path):
     path = write(
         tmp_path,
-        "profiles:\n  - name: shop\n    agent: {url: 'http://agent', key_id: k, secret: s}\n"
+        "profiles:\n  - name: shop\n    agent: {url: 'http://agent', key_id: k, secret: ssssssssssssssssssssssssssssssss}\n"
         "    snelstart: {backend: local, path: admin.sqlite}\n",
     )
     profile = load_client_config(path).profiles[0]
@@ -309,3 +313,17 @@ def test_cost_setting_values(tmp_path, value, line, cost_type):
         assert setting is None
     else:
         assert (setting.line, setting.cost_type) == (line, cost_type)
+
+
+def test_a_short_secret_is_refused_at_load(tmp_path, monkeypatch):
+    short = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret: short")
+    with pytest.raises(
+        ConfigError, match="secret has 5 characters; the agent requires at least 32"
+    ) as caught:
+        load_client_config(short)
+    assert "secret" in str(caught.value) and " line " in str(caught.value)
+    # A secret from the environment or a file is checked when it is read, with the same rule.
+    monkeypatch.setenv("KOPPEL_AGENT_SECRET", "too-short")
+    agent = load_client_config(EXAMPLE).profiles[0].agent
+    with pytest.raises(ConfigError, match="9 characters; the agent requires at least 32"):
+        agent.secret_value()

@@ -87,3 +87,78 @@ def test_template_check_without_an_agent_answer() -> None:
     assert configured.warning and configured.line().startswith("LET OP")  # SPEC: warn at test-connection
     assert "price_includes_tax = 0" in configured.line()
     assert _template_check(profile, [incl], ShopPrices(False)).warning  # a guess only warns
+
+
+def test_https_to_a_plain_http_agent_hints_at_http(agent_server: Any, client_config: Any) -> None:
+    plain = agent_server.url  # http://127.0.0.1:PORT
+    config = client_config(agent={"url": plain.replace("http://", "https://")})
+    reach = next(c for c in run_checks(config, config.profile("shop")) if c.name == "agent reachable")
+    assert not reach.ok
+    assert "TLS handshake failed" in reach.line() and f"use {plain} in agent.url" in reach.line()
+
+
+def test_a_missing_secret_variable_is_named(client_config: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("KOPPEL_TEST_NO_SUCH_SECRET", raising=False)
+    config = client_config(agent={"secret": None, "secret_env": "KOPPEL_TEST_NO_SUCH_SECRET"})
+    signature = next(c for c in run_checks(config, config.profile("shop")) if c.name == "signature")
+    assert not signature.ok
+    assert "set the environment variable KOPPEL_TEST_NO_SUCH_SECRET" in signature.line()
+    assert "setx KOPPEL_TEST_NO_SUCH_SECRET" in signature.line()
+
+
+def test_an_agent_without_its_database_is_not_a_signature_failure(
+    mariadb: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    """The agent answers 503 when its Magento database is unreachable; the key is then simply unchecked."""
+    import os
+    import time
+
+    import requests
+
+    from client.config import load_client_config
+    from tests.client.conftest import AgentServer, MagentoDB, client_profile, write_client_config
+
+    # AgentServer only writes agent.yml here; its start() waits for a 200 that cannot come.
+    server = AgentServer(MagentoDB(mariadb, "koppel_no_such_database_for_503"), tmp_path / "agent")
+    env = dict(os.environ, KOPPEL_AGENT_CONFIG=str(server.config_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{server.port}", "--workers", "1",
+         "agent.wsgi:app"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 503
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the agent did not start"
+                time.sleep(0.2)
+        path = write_client_config(tmp_path, [client_profile(server.url, local_admin)])
+        config = load_client_config(path)
+        checks = {c.name: c for c in run_checks(config, config.profile("shop"))}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert (
+        not checks["agent reachable"].ok
+        and "cannot reach the Magento database" in checks["agent reachable"].detail
+    )
+    signature = checks["signature"]
+    assert signature.ok and signature.warning, signature.line()
+    assert "database is unreachable (HTTP 503)" in signature.line() and "refuses" not in signature.line()
+
+
+def test_a_missing_local_administration_names_the_command_that_makes_one(tmp_path: Any) -> None:
+    from client.snelstart.base import SnelStartUnavailable
+    from client.snelstart.local import LocalBackend
+
+    missing = tmp_path / "nergens.sqlite"
+    try:
+        LocalBackend(missing)
+    except SnelStartUnavailable as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("opened a file that does not exist")
+    assert f"koppel snelstart init --local {missing} --sample" in message and "init_local()" not in message
