@@ -13,8 +13,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TASK_NAME = "koppel schedule"
 UNIT_NAME = "koppel-schedule.service"
@@ -30,6 +31,7 @@ class AutostartResult:
     method: str  # "schtasks" | "systemd" | "xdg"
     location: str  # the task name or the file written/removed
     message: str
+    warnings: list[str] = field(default_factory=list)  # what the user must still do for it to work
 
 
 def schedule_command(config_path: Path) -> list[str]:
@@ -110,6 +112,43 @@ def user_systemd_available() -> bool:
     return probe.returncode == 0
 
 
+def environment_settings(config_path: Path) -> list[tuple[str, str]]:
+    """(setting, variable) for every `*_env` setting of the config's profiles, e.g. ("shop: agent.secret_env",
+    "KOPPEL_AGENT_SECRET")."""
+    from client.config import load_client_config
+
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, where: str, profile: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if str(key).endswith("_env") and isinstance(item, str) and item:
+                    found.append((f"{profile}: {path}", item))
+                else:
+                    walk(item, path, profile)
+
+    for profile in load_client_config(config_path).profiles:
+        walk(profile.model_dump(), "", profile.name)
+    return found
+
+
+def environment_warnings(config_path: Path, method: str) -> list[str]:
+    """The autostart entry starts with the logon environment only: a variable set in this window is missing."""
+    warnings = []
+    for setting, variable in environment_settings(config_path):
+        how = (
+            f"setx {variable} <value> (then log off and on)"
+            if method == "schtasks"
+            else f"a line {variable}=<value> in ~/.config/environment.d/koppel.conf (systemd) or ~/.profile"
+        )
+        warnings.append(
+            f"{setting} reads the environment variable {variable}, which the autostart entry does not set: "
+            f"set it permanently with {how}, or use secret_file instead"
+        )
+    return warnings
+
+
 def install(
     config_path: Path, *, method: str = "auto", home: Path | None = None, activate: bool = True
 ) -> AutostartResult:
@@ -118,6 +157,12 @@ def install(
     if not config_path.is_file():
         raise AutostartError(f"{config_path}: no such configuration file")
     method = _choose(method)
+    result = _install(config_path, method, home, activate)
+    result.warnings = environment_warnings(config_path, method)
+    return result
+
+
+def _install(config_path: Path, method: str, home: Path | None, activate: bool) -> AutostartResult:
     if method == "schtasks":
         args = windows_create_args(config_path)
         if str(windows_wrapper(config_path)) in args[5]:

@@ -488,6 +488,8 @@ def autostart(
     else:
         result = auto.remove(method=method)
     echo(f"{result.message} ({result.location})")
+    for warning in result.warnings:
+        echo(f"LET OP: {warning}")
 
 
 @snelstart_app.command("init")

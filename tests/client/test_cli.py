@@ -269,8 +269,29 @@ def test_autostart_xdg_entry_written_and_removed_in_a_temp_home(config_path: Pat
     text = entry.read_text(encoding="utf-8")
     assert f"Exec={sys.executable} -m client.cli --config {config_path.resolve()} schedule" in text
     assert "Type=Application" in text
+    assert "LET OP" not in done.stdout  # the secret is in client.yml: nothing to warn about
     removed = koppel("autostart", "remove", "--method", "xdg", env=env)
     assert removed.returncode == 0 and not entry.exists()
+
+
+def test_autostart_warns_about_secrets_from_the_environment(tmp_path: Path) -> None:
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=True)
+    profile = client_profile(
+        "http://127.0.0.1:9", admin, agent={"secret": None, "secret_env": "KOPPEL_SHOP_SECRET"}
+    )
+    config = write_client_config(tmp_path, [profile])
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    env.update(HOME=str(home), KOPPEL_SHOP_SECRET="x" * 40)  # set in this window only, as the user had it
+    done = koppel("autostart", "install", "--method", "xdg", "--config", str(config), env=env)
+    assert done.returncode == 0, done.stderr
+    warning = next(line for line in done.stdout.splitlines() if line.startswith("LET OP"))
+    assert "shop: agent.secret_env" in warning and "KOPPEL_SHOP_SECRET" in warning
+    assert "secret_file" in warning
+    windows = autostart.environment_warnings(config, "schtasks")
+    assert len(windows) == 1 and "setx KOPPEL_SHOP_SECRET <value>" in windows[0]
 
 
 def test_autostart_systemd_unit_and_windows_task(config_path: Path, tmp_path: Path) -> None:
