@@ -113,7 +113,7 @@ def echo(text: str = "") -> None:
 
 def describe_created(created: Any) -> str:
     """One imported order, saying whether its customer was created or matched (not the order: that is new)."""
-    customer = {"created": "created", "matched": "matched"}.get(getattr(created, "customer_how", None) or "")
+    customer = {"created": "created", "matched": "matched"}.get(getattr(created, "customer", None) or "")
     relatie = f"relatie {created.relatiecode}" + (f" {customer}" if customer else "")
     how = "" if created.how == "created" else f", {created.how}"
     return f"Magento order {created.magento_number} → SnelStart order {created.snelstart_nummer} ({relatie}{how})"

@@ -323,8 +323,8 @@ class OrderImporter:
         if expected is not None and _cents(created.totaal_incl_btw) != _cents(expected):
             self.log(
                 "warning",
-                f"Magento order {number}: SnelStart computed total {created.totaal_incl_btw}, the rules expected "
-                f"{expected}; check verkooporder {created.nummer}",
+                f"Magento order {number}: SnelStart computed total {show_money(created.totaal_incl_btw)}, the rules "
+                f"expected {show_money(expected)}; check verkooporder {created.nummer}",
                 essential=True,
                 order=number,
             )
@@ -388,7 +388,7 @@ class OrderImporter:
         return created is None or abs((found.datum - created.date()).days) <= 1
 
     def _describe_found(self, found: Verkooporder) -> str:
-        return f"relatie {self._relatiecode(found)}, total {found.totaal_incl_btw}, date {found.datum.isoformat()}"
+        return f"relatie {self._relatiecode(found)}, total {show_money(found.totaal_incl_btw)}, date {found.datum.isoformat()}"
 
     def _relatiecode(self, found: Verkooporder) -> int | None:
         relatie = self.backend.get_relatie(found.relatie_id)
@@ -488,8 +488,7 @@ def show_quantity(value: Any) -> str:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    text = f"{amount.normalize():f}"
-    return text
+    return f"{amount.normalize():f}"
 
 
 def show_money(value: Any) -> str:

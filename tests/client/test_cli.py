@@ -360,3 +360,25 @@ def test_status_shows_local_times_pausing_and_idle(tmp_path: Path, capsys) -> No
     assert "paused:    yes — task import_orders is paused" in out
     assert "paused:    no" in out
     assert out.count("last run:  never") == 2
+
+
+def test_created_orders_say_what_happened_to_the_relatie() -> None:
+    from client.cli import describe_created
+    from client.engine import CreatedOrder
+
+    new = CreatedOrder(7, "100000007", 3, 12, "created", customer="created")
+    assert describe_created(new) == "Magento order 100000007 → SnelStart order 3 (relatie 12 created)"
+    known = CreatedOrder(8, "100000008", 4, 1, "created", customer="matched")
+    assert describe_created(known) == "Magento order 100000008 → SnelStart order 4 (relatie 1 matched)"
+    adopted = CreatedOrder(9, "100000009", 5, 1, "adopted")
+    assert describe_created(adopted) == "Magento order 100000009 → SnelStart order 5 (relatie 1, adopted)"
+
+
+def test_quantities_and_amounts_are_shown_as_people_write_them() -> None:
+    from decimal import Decimal
+
+    from client.engine import show_money, show_quantity
+
+    assert show_quantity(Decimal("3.0000")) == "3" and show_quantity(Decimal("1.5000")) == "1.5"
+    assert show_quantity(Decimal("10")) == "10" and show_quantity(Decimal("100.0000")) == "100"
+    assert show_money(Decimal("13.9201")) == "13.92" and show_money("24.9500") == "24.95"
