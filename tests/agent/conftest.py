@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,18 @@ def signing(app: Flask) -> Iterator[Callable[..., SigningClient]]:
         return SigningClient(app.test_client(), key_id, secret)
 
     yield make
+
+
+@pytest.fixture
+def restricted(mariadb: MariaDB) -> Iterator[tuple[str, str, str]]:
+    """A fresh user (name, password, 'name'@'host' as the server sees this machine); dropped afterwards."""
+    name = f"koppel_g_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")
+        host = cur.fetchone()[0]
+        account = f"'{name}'@'{host}'"
+        cur.execute(f"CREATE USER {account} IDENTIFIED BY %s", (password,))
+    yield name, password, account
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS {account}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,21 +62,6 @@ def drop_msi(conn: pymysql.connections.Connection, prefix: str) -> None:
                       "inventory_source_item", "inventory_stock", "inventory_source"):  # fmt: skip
             cur.execute(f"DROP TABLE `{prefix}{table}`")
     conn.commit()
-
-
-@pytest.fixture
-def restricted(mariadb: MariaDB) -> Iterator[tuple[str, str, str]]:
-    """A fresh user (name, password, 'name'@'host' as the server sees this machine); dropped afterwards."""
-    name = f"koppel_g_{secrets.token_hex(4)}"
-    password = secrets.token_urlsafe(18)
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")
-        host = cur.fetchone()[0]
-        account = f"'{name}'@'{host}'"
-        cur.execute(f"CREATE USER {account} IDENTIFIED BY %s", (password,))
-    yield name, password, account
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP USER IF EXISTS {account}")
 
 
 # (version, prefix, msi)
