@@ -306,6 +306,10 @@ def _signed(summary: str, scope: str, ok: dict[str, Any], **extra: Any) -> dict[
         "400": _error("a parameter or the body is not acceptable; the message names it"),
         "401": _error("not signed, wrongly signed, stale or replayed"),
         "403": _error(f"the key lacks scope {scope}"),
+        "500": _error(
+            "the agent cannot serve this: `database_privileges` (a grant is missing; `koppel-agent check` "
+            "names it), `magento_setup` (the shop's setup stops it), or `internal_error`"
+        ),
         "503": UNAVAILABLE,
         "default": _error("any other error"),
     }

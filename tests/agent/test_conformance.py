@@ -42,8 +42,9 @@ def shop(request: pytest.FixtureRequest, mariadb, database: str) -> Iterator[Sho
             cur.execute(statement)
         # The install seed rows of koppel's fixture (stores, entity types, attributes, groups) fit these tables.
         cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")
+        # setup_module is not among the reference tables (the feed does not read it).
         for statement in schema_sql(version, prefix, ("core",)):
-            if statement.startswith("INSERT"):
+            if statement.startswith("INSERT") and "setup_module`" not in statement:
                 cur.execute(statement)
         cur.execute("SET SESSION sql_mode = DEFAULT")
     yield Shop(conn, version, prefix)
