@@ -242,21 +242,20 @@ def _resolve(cur: Any, magento: Magento, skus: Sequence[str]) -> dict[str, _Prod
 
 _ITEM_COLUMNS = (
     "item_id, product_id, stock_id, qty, is_in_stock, min_qty, use_config_min_qty, backorders, use_config_backorders, "
-    "manage_stock, use_config_manage_stock, stock_status_changed_auto"
+    "manage_stock, use_config_manage_stock"
 )
+_SOURCE_COLUMNS = "source_item_id, sku, quantity, status"
 
 
-def _stock_items(
-    cur: Any, magento: Magento, product_ids: Iterable[int], lock: bool
-) -> dict[int, dict[str, Any]]:
+def _stock_items(cur: Any, magento: Magento, product_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """product_id -> its stock item row (plain read: no locks)."""
     ids = sorted(set(product_ids))
     rows: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(ids):
-        # No "stock_id = 1" in the WHERE: every row has it, and it tempts the optimizer onto the stock_id
-        # index, i.e. a scan that would lock the whole table; product_id alone is always a narrow range.
+        # No "stock_id = 1" in the WHERE: every row has it, and it tempts the optimizer onto the stock_id index.
         cur.execute(
             f"SELECT {_ITEM_COLUMNS} FROM {magento.table('cataloginventory_stock_item')} "
-            f"WHERE product_id IN ({_marks(len(chunk))})" + (" FOR UPDATE" if lock else ""),
+            f"WHERE product_id IN ({_marks(len(chunk))})",
             list(chunk),
         )
         for row in cur.fetchall():
@@ -265,12 +264,31 @@ def _stock_items(
     return rows
 
 
-def _source_items(cur: Any, magento: Magento, skus: Sequence[str], lock: bool) -> dict[str, dict[str, Any]]:
+def _lock_by_key(cur: Any, table: str, key: str, columns: str, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Lock rows by primary key (in key order) and read them afresh.
+
+    Point lookups on the primary key take record locks only. A locking range read on a secondary index
+    (``product_id IN (...)``) would also lock the next row beyond each range, i.e. a product Magento may be
+    selling right now that the push does not even touch.
+    """
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(ids))):
+        # Forced: on a small table the optimizer prefers scanning an index, which would lock every row.
+        cur.execute(
+            f"SELECT {columns} FROM {table} FORCE INDEX (PRIMARY) WHERE `{key}` IN ({_marks(len(chunk))}) FOR UPDATE",
+            list(chunk),
+        )
+        rows.extend(cur.fetchall())
+    return rows
+
+
+def _source_items(cur: Any, magento: Magento, skus: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """sku_key -> the configured source's inventory_source_item row (plain read: no locks)."""
     rows: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(list(skus)):
         cur.execute(
-            f"SELECT source_item_id, sku, quantity, status FROM {magento.table('inventory_source_item')} "
-            f"WHERE source_code = %s AND sku IN ({_marks(len(chunk))})" + (" FOR UPDATE" if lock else ""),
+            f"SELECT {_SOURCE_COLUMNS} FROM {magento.table('inventory_source_item')} "
+            f"WHERE source_code = %s AND sku IN ({_marks(len(chunk))})",
             [magento.msi_source, *chunk],
         )
         for row in cur.fetchall():
@@ -308,11 +326,9 @@ def read_stock(
         cfg = read_config(cur, magento)
         askable = [s for s in dict.fromkeys(skus) if len(s) <= MAX_SKU_LENGTH]
         products = _resolve(cur, magento, askable) if askable else {}
-        rows = _stock_items(cur, magento, [p.entity_id for p in products.values()], lock=False)
+        rows = _stock_items(cur, magento, [p.entity_id for p in products.values()])
         msi = magento.stock_mode == "msi"
-        sources = (
-            _source_items(cur, magento, [p.sku for p in products.values()], False) if msi and products else {}
-        )
+        sources = _source_items(cur, magento, [p.sku for p in products.values()]) if msi and products else {}
         reserved = _reservations(cur, magento, [p.sku for p in products.values()]) if msi and products else {}
     conn.rollback()
     out: list[dict[str, Any]] = []
@@ -547,7 +563,7 @@ def _write(
                 )
         else:
             live.append(group[0])
-    rows = _stock_items(cur, magento, [it.product.entity_id for it in live if it.product], lock=True)
+    rows = _stock_items(cur, magento, [it.product.entity_id for it in live if it.product])
     managed: list[_Item] = []
     for it in live:
         assert it.product is not None
@@ -561,17 +577,57 @@ def _write(
     msi = magento.stock_mode == "msi"
     if msi:
         _require_source(cur, magento)
-        # Sorted, so two pushes lock the same source rows in the same order and cannot deadlock each other.
-        skus = sorted(it.product.sku for it in managed if it.product)
-        sources = _source_items(cur, magento, skus, lock=True)
+        skus = [it.product.sku for it in managed if it.product]
+        sources = _source_items(cur, magento, skus)
         reserved = _reservations(cur, magento, skus) if magento.msi_mode == "salable" else {}
         for it in managed:
             assert it.product is not None
             it.source_row = sources.get(sku_key(it.product.sku))
             it.reserved = min(reserved.get(sku_key(it.product.sku), Decimal(0)), Decimal(0))
+    _lock_changing(cur, magento, cfg, managed, msi)
     legacy_written = _write_items(cur, w, magento, cfg, managed, results, msi)
     if legacy_written:
         _follow_parents(cur, w, magento, cfg, legacy_written)
+
+
+def _target(it: _Item, cfg: StockConfig) -> tuple[Decimal, bool]:
+    """(quantity to store, in stock?) for a pushed item, from its stock item's settings."""
+    _managed, min_qty, backorders = _effective(it.row, cfg)
+    # reserved <= 0: in salable mode the open orders are added back, so Magento's salable qty is the pushed one.
+    return it.qty - it.reserved, _in_stock(it.qty, min_qty, backorders)
+
+
+def _item_matches(row: Mapping[str, Any], qty: Decimal, flag: int) -> bool:
+    return row["qty"] is not None and Decimal(row["qty"]) == qty and int(row["is_in_stock"]) == flag
+
+
+def _source_matches(row: Mapping[str, Any], qty: Decimal, flag: int) -> bool:
+    return Decimal(row["quantity"]) == qty and int(row["status"]) == flag
+
+
+def _lock_changing(cur: Any, magento: Magento, cfg: StockConfig, items: list[_Item], msi: bool) -> None:
+    """Lock the existing rows this push is about to change, by primary key, and re-read them.
+
+    Rows already holding the pushed figures stay unlocked (a repeated push takes no locks at all); rows that
+    changed since the plain read are judged again on their fresh values.
+    """
+    mirror_legacy = not msi or magento.msi_source == DEFAULT_SOURCE
+    item_ids: list[int] = []
+    source_ids: list[int] = []
+    for it in items:
+        stored, in_stock = _target(it, cfg)
+        if mirror_legacy and it.row is not None and not _item_matches(it.row, stored, int(in_stock)):
+            item_ids.append(int(it.row["item_id"]))
+        if msi and it.source_row is not None and not _source_matches(it.source_row, stored, int(in_stock)):
+            source_ids.append(int(it.source_row["source_item_id"]))
+    by_product = {it.product.entity_id: it for it in items if it.product}
+    table = magento.table("cataloginventory_stock_item")
+    for row in _lock_by_key(cur, table, "item_id", _ITEM_COLUMNS, item_ids):
+        by_product[int(row["product_id"])].row = row
+    by_sku = {sku_key(it.product.sku): it for it in items if it.product}
+    table = magento.table("inventory_source_item")
+    for row in _lock_by_key(cur, table, "source_item_id", _SOURCE_COLUMNS, source_ids):
+        by_sku[sku_key(row["sku"])].source_row = row
 
 
 def _write_items(
@@ -593,9 +649,7 @@ def _write_items(
     status_targets: dict[int, tuple[Decimal, int]] = {}
     for it in items:
         assert it.product is not None
-        _managed, min_qty, backorders = _effective(it.row, cfg)
-        in_stock = _in_stock(it.qty, min_qty, backorders)
-        stored = it.qty - it.reserved  # reserved <= 0: open orders are added back for the salable figure
+        stored, in_stock = _target(it, cfg)
         if stored > QTY_MAX:
             results[it.index] = ItemResult(
                 it.sku, "invalid", message=f"qty plus open reservations ({_fmt(-it.reserved)}) is too large"
@@ -608,7 +662,7 @@ def _write_items(
             if src is None:
                 source_inserts.append((magento.msi_source, it.product.sku, stored, flag))
                 changed = True
-            elif Decimal(src["quantity"]) != stored or int(src["status"]) != flag:
+            elif not _source_matches(src, stored, flag):
                 source_updates.append((src["source_item_id"], magento.msi_source, src["sku"], stored, flag))
                 changed = True
         if mirror_legacy:
@@ -618,7 +672,7 @@ def _write_items(
                 item_inserts.append(values + ((0,) if magento.version == 2 else ()))
                 legacy_changed.append(it.product.entity_id)
                 changed = True
-            elif row["qty"] is None or Decimal(row["qty"]) != stored or int(row["is_in_stock"]) != flag:
+            elif not _item_matches(row, stored, flag):
                 item_updates.append((row["item_id"], row["product_id"], STOCK_ID, stored, flag, 1 - flag))
                 legacy_changed.append(it.product.entity_id)
                 changed = True
@@ -662,10 +716,10 @@ def _write_status_rows(
             if int(row["website_id"]) != 0:  # the admin website has no stock status of its own
                 websites.setdefault(int(row["product_id"]), []).append(int(row["website_id"]))
         cur.execute(
-            # The primary key starts with product_id; forced because a locking scan would lock every row.
+            # Not locked: the upsert below writes absolute values and locks just the rows it changes.
             f"SELECT product_id, website_id, stock_id, qty, stock_status "
             f"FROM {magento.table('cataloginventory_stock_status')} FORCE INDEX (PRIMARY) "
-            f"WHERE product_id IN ({marks}) FOR UPDATE",
+            f"WHERE product_id IN ({marks})",
             list(chunk),
         )
         for row in cur.fetchall():
@@ -716,20 +770,30 @@ def _follow_parents(
         )
         for r in cur.fetchall():
             kids.setdefault(int(r["parent_id"]), []).append(int(r["product_id"]))
-    child_rows = _stock_items(cur, magento, [c for cs in kids.values() for c in cs], lock=False)
-    parent_rows = _stock_items(cur, magento, parents, lock=True)
+    child_rows = _stock_items(cur, magento, [c for cs in kids.values() for c in cs])
+    parent_rows = _stock_items(cur, magento, parents)
 
     def sellable(child_id: int) -> bool:
         row = child_rows.get(child_id)
         return not _effective(row, cfg)[0] or (row is not None and bool(row["is_in_stock"]))
 
-    updates: list[tuple[Any, ...]] = []
-    targets: dict[int, tuple[Decimal, int]] = {}
+    wanted: dict[int, int] = {}
     for parent_id in sorted(parents):
         row = parent_rows.get(parent_id)
         if row is None or not _effective(row, cfg)[0]:
             continue  # no stock item to follow, or Magento does not manage it
-        flag = int(any(sellable(c) for c in kids.get(parent_id, [])))
+        wanted[parent_id] = int(any(sellable(c) for c in kids.get(parent_id, [])))
+    flips = [
+        parent_rows[p]["item_id"] for p, flag in wanted.items() if int(parent_rows[p]["is_in_stock"]) != flag
+    ]
+    for row in _lock_by_key(
+        cur, magento.table("cataloginventory_stock_item"), "item_id", _ITEM_COLUMNS, flips
+    ):
+        parent_rows[int(row["product_id"])] = row
+    updates: list[tuple[Any, ...]] = []
+    targets: dict[int, tuple[Decimal, int]] = {}
+    for parent_id, flag in wanted.items():
+        row = parent_rows[parent_id]
         if int(row["is_in_stock"]) != flag:
             updates.append((row["item_id"], row["product_id"], STOCK_ID, flag, 1))
         if magento.version == 1:

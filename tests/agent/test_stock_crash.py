@@ -119,3 +119,51 @@ def test_a_locked_row_times_out_without_a_partial_write(mariadb: MariaDB, databa
     assert stock.write_stock(victim, shop.magento(), items).counts()["updated"] == len(items)
     victim.close()
     shop.conn.close()
+
+
+@pytest.mark.parametrize(("version", "msi"), [(1, False), (2, True)], ids=["m1", "m2-msi"])
+def test_a_push_locks_only_its_own_rows(mariadb: MariaDB, database: str, version: int, msi: bool) -> None:
+    """While a push is open, Magento can still sell the product next to the pushed ones."""
+    shop = build_shop(mariadb, database, version, "")
+    items = fill(shop, msi)[:1200]
+    pushed, neighbour = items[:600], items[600]["sku"]
+    seller = mariadb.connect(database)
+    seller.autocommit(False)
+    with seller.cursor() as cur:
+        cur.execute("SET SESSION innodb_lock_wait_timeout = 2")
+        cur.execute(f"SELECT entity_id FROM {shop.t('catalog_product_entity')} WHERE sku = %s", (neighbour,))
+        neighbour_id = cur.fetchone()[0]
+    sold: list[str] = []
+
+    def place_order(table: str) -> None:
+        with seller.cursor() as cur:  # what Magento does at checkout, while the push is uncommitted
+            cur.execute(
+                f"UPDATE {shop.t('cataloginventory_stock_item')} SET qty = qty - 1 WHERE product_id = %s",
+                (neighbour_id,),
+            )
+            if msi:
+                cur.execute(
+                    f"UPDATE {shop.t('inventory_source_item')} SET quantity = quantity - 1 "
+                    "WHERE source_code = 'default' AND sku = %s",
+                    (neighbour,),
+                )
+            if version == 1:
+                cur.execute(
+                    f"UPDATE {shop.t('cataloginventory_stock_status')} SET qty = qty - 1 WHERE product_id = %s",
+                    (neighbour_id,),
+                )
+        seller.commit()
+        sold.append(table)
+
+    victim = mariadb.connect(database)
+    victim.autocommit(False)
+    magento = shop.magento("msi" if msi else "legacy", msi_mode="physical")
+    try:
+        outcome = stock.write_stock(victim, magento, pushed, hook=place_order)
+    finally:  # an open transaction left behind would block dropping the test database
+        seller.close()
+        victim.close()
+    # Magento sold once after every write statement of the push, none of them waiting for the push.
+    assert len(sold) >= 4 and outcome.counts()["updated"] == len(pushed)
+    assert shop.item(neighbour_id)["qty"] == 1 - len(sold)
+    shop.conn.close()
