@@ -252,3 +252,25 @@ def test_a_second_demo_in_the_same_folder_is_told_one_is_running(tmp_path: Path,
     from client.demo.run_demo import lock_folder
 
     lock_folder(folder).release()
+
+
+def test_the_summary_states_failures_plainly() -> None:
+    from types import SimpleNamespace
+
+    from client.demo.run_demo import say_outcome, second_run_line
+    from client.engine import ImportResult
+
+    result = ImportResult(profile="demo", imported=38, failed=2)
+    result.failures = [("000000007", "totals differ by 0.01"), ("000000009", "totals differ by 0.01")]
+    first = SimpleNamespace(result="partial", message="", import_result=result, stock_result=None)
+    lines: list[str] = []
+    say_outcome(first, lines.append)
+    text = "\n".join(lines)
+    assert "FAILED:              2 order(s) not imported" in text and "FAILED 000000009: totals" in text
+    again = ImportResult(profile="demo", imported=0, failed=2)
+    line = second_run_line(SimpleNamespace(result="partial", message="", import_result=again))
+    assert "2 order(s) FAILED again and are not in SnelStart" in line and "exactly once" not in line
+    clean = second_run_line(
+        SimpleNamespace(result="ok", message="", import_result=ImportResult(profile="demo"))
+    )
+    assert clean == "  0 new orders imported — every order is in SnelStart exactly once"

@@ -362,17 +362,7 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         say("")
         say("Import 2, straight after: the same command again")
         result = second.import_result
-        new = result.imported if result is not None else "?"
-        failed = result.failed if result is not None else 0
-        if failed:
-            say(
-                f"  {new} new orders imported; {failed} order(s) FAILED again and are not in SnelStart "
-                f"(reasons above; koppel retries them on every run) — {second.result}"
-            )
-        elif second.result == OK:
-            say(f"  {new} new orders imported — every order is in SnelStart exactly once")
-        else:
-            say(f"  {new} new orders imported — {second.result}: {second.message}")
+        say(second_run_line(second))
         if second.stock_result is not None:
             from client.runner import describe_stock
 
@@ -409,6 +399,23 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
                 say(f"Stopped the agent and dropped database {database}. Run with --keep to explore them.")
     say(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s.")
     return 0 if ok else 1
+
+
+def second_run_line(second: Any) -> str:
+    """What the second import shows; "exactly once" only when it is true, failures named plainly."""
+    from client.runner import OK
+
+    result = second.import_result
+    new = result.imported if result is not None else "?"
+    failed = result.failed if result is not None else 0
+    if failed:
+        return (
+            f"  {new} new orders imported; {failed} order(s) FAILED again and are not in SnelStart "
+            f"(reasons above; koppel retries them on every run)"
+        )
+    if second.result == OK:
+        return f"  {new} new orders imported — every order is in SnelStart exactly once"
+    return f"  {new} new orders imported — {second.result}: {second.message}"
 
 
 def say_outcome(outcome: Any, say: Say) -> None:
