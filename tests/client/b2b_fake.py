@@ -1,8 +1,9 @@
 """A fake SnelStart B2B API v2 for tests: Flask on loopback, backed by a local administration (LocalBackend).
 
-Every request and every response is validated against ``reference/snelstart-b2b-api-v2.openapi.yaml`` with
-openapi-core; anything that does not validate is recorded in ``violations`` (and a bad request is answered 400),
-so a test that ends with violations fails. The token endpoint (not in the OpenAPI file) is checked by hand.
+Every request and every response is validated with openapi-core against SnelStart's OpenAPI file
+(``reference/snelstart-b2b-api-v2.openapi.yaml``) when it is present, else against koppel's committed subset of
+it (``snelstart-b2b-subset.openapi.yaml``, see ``b2b_subset.py``); anything that does not validate is recorded in
+``violations`` (and a bad request is answered 400), so a test that ends with violations fails. The token endpoint (not in the OpenAPI file) is checked by hand.
 
 Faults can be injected: 429 (with Retry-After), 5xx, a timeout before the request is processed, a timeout
 after it was processed (the outcome-unknown case), and tokens that die before their time.
@@ -29,7 +30,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from flask import Flask, Response, request
 from openapi_core import Config, OpenAPI
@@ -49,13 +49,13 @@ from client.snelstart.base import (
     SnelStartRefusal,
 )
 from client.snelstart.local import LocalBackend
+from tests.client.b2b_subset import SUBSET_PATH
 
 OPENAPI_ENV = "KOPPEL_SNELSTART_OPENAPI"
-OPENAPI_MISSING = f"SnelStart OpenAPI file not found: set {OPENAPI_ENV} or place shared/ beside the checkout"
 
 
-def openapi_path() -> Path:
-    """Where the OpenAPI file is looked for: $KOPPEL_SNELSTART_OPENAPI, else ../shared/reference beside the repo.
+def full_openapi_path() -> Path:
+    """Where SnelStart's full OpenAPI file is looked for: $KOPPEL_SNELSTART_OPENAPI, else ../shared/reference.
 
     The file is not part of the repository (it is SnelStart's, kept in the project's shared reference folder)."""
     configured = os.environ.get(OPENAPI_ENV, "").strip()
@@ -64,16 +64,15 @@ def openapi_path() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "reference" / "snelstart-b2b-api-v2.openapi.yaml"
 
 
-def require_openapi() -> Path:
-    """The OpenAPI file's path; skips the calling test (with the same reason everywhere) when it is absent."""
-    path = openapi_path()
-    if not path.is_file():
-        pytest.skip(f"{OPENAPI_MISSING} (looked for {path})")
-    return path
+def openapi_path() -> Path:
+    """The description the fake validates against: the full file when present, else koppel's committed subset
+    (``snelstart-b2b-subset.openapi.yaml``, checked against the full file by test_b2b_subset.py)."""
+    full = full_openapi_path()
+    return full if full.is_file() else SUBSET_PATH
 
 
 SPEC_PATH = openapi_path()
-_SPEC_CACHE: dict[str, Any] = {}
+_SPEC_CACHE: dict[Path, tuple[OpenAPI, dict[str, Any]]] = {}
 _spec_lock = threading.Lock()
 
 _ANY_VALUE_SCHEMAS = (
@@ -85,13 +84,17 @@ KIND = {"relatie": 1, "artikel": 2, "order": 3, "omzetgroep": 4, "sjabloon": 5}
 LAND_NS = uuid.UUID("6f1d3f8e-6a44-4f57-9a2b-3c1b0c6d4e21")
 
 
-def load_openapi() -> OpenAPI:
-    """The spec as the reference README says: no spec validation, $top default lowered to 25 on /artikelen."""
+def load_openapi(path: Path | None = None) -> tuple[OpenAPI, dict[str, Any]]:
+    """The description at ``path`` (default ``SPEC_PATH``: full file or subset) and its parsed dict, loaded as the
+    reference README says: no spec validation, $top default lowered to 25 on /artikelen. Cached per path."""
+    path = path or SPEC_PATH
     with _spec_lock:
-        if "api" not in _SPEC_CACHE:
-            spec = yaml.load(require_openapi().read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-            for path in ("/artikelen", "/artikelen/prijsafspraken"):
-                for param in spec["paths"][path]["get"]["parameters"]:
+        if path not in _SPEC_CACHE:
+            spec = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+            for api_path in ("/artikelen", "/artikelen/prijsafspraken"):
+                if api_path not in spec["paths"]:  # the subset has only what koppel uses
+                    continue
+                for param in spec["paths"][api_path]["get"]["parameters"]:
                     if param["name"] == "$top":
                         param["schema"]["default"] = 25
             spec["servers"] = [{"url": "/v2"}]
@@ -100,14 +103,8 @@ def load_openapi() -> OpenAPI:
             # generator slip as the $top default above, so the in-memory copy accepts any value there.
             for name in _ANY_VALUE_SCHEMAS:
                 spec["components"]["schemas"][name]["properties"]["value"].pop("type", None)
-            _SPEC_CACHE["spec"] = spec
-            _SPEC_CACHE["api"] = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
-        return _SPEC_CACHE["api"]
-
-
-def spec_dict() -> dict[str, Any]:
-    load_openapi()
-    return _SPEC_CACHE["spec"]
+            _SPEC_CACHE[path] = (OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None)), spec)
+        return _SPEC_CACHE[path]
 
 
 # -- ids ------------------------------------------------------------------------------------------------------------
@@ -312,6 +309,7 @@ class FakeSnelStart:
         administration_id: str = "11111111-2222-4333-8444-555555555555",
         timeout_sleep: float = 1.5,
         slow_sleep: float = 0.2,
+        spec_path: Path | None = None,
     ) -> None:
         self.local = LocalBackend(local_path)
         self.local_path = Path(local_path)
@@ -321,8 +319,8 @@ class FakeSnelStart:
         self.administration_id = administration_id
         self.timeout_sleep = timeout_sleep
         self.slow_sleep = slow_sleep
-        self.api = load_openapi()
-        self.spec = spec_dict()
+        self.spec_path = spec_path or SPEC_PATH
+        self.api, self.spec = load_openapi(self.spec_path)
         self.schemas = self.spec["components"]["schemas"]
         self.violations: list[str] = []
         self.calls: list[tuple[str, str, dict[str, str]]] = []

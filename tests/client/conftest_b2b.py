@@ -26,7 +26,7 @@ from client.snelstart.b2b_http import RetryPolicy
 from client.snelstart.base import Artikel, Omzetgroep, Relatie, SnelStartBackend, Verkoopsjabloon
 from client.snelstart.local import LocalBackend
 from client.snelstart.secrets import Secret
-from tests.client.b2b_fake import KIND, FakeSnelStart, from_uuid, require_openapi, to_uuid
+from tests.client.b2b_fake import KIND, FakeSnelStart, from_uuid, to_uuid
 
 FAST_RETRY = RetryPolicy(attempts=5, base_s=0.01, cap_s=0.05)
 TEST_TIMEOUT = (2.0, 0.5)
@@ -58,7 +58,6 @@ def make_b2b_backend(
 
 @pytest.fixture
 def b2b_fake(tmp_path: Path) -> Iterator[FakeSnelStart]:
-    require_openapi()
     fake = FakeSnelStart(_fresh_admin(tmp_path), timeout_sleep=1.0).start()
     try:
         yield fake
@@ -153,7 +152,6 @@ def b2b_over(local: LocalBackend, tmp_path: Path) -> Iterator[B2BBackend]:
 
     For parametrizing a rule test's own ``backend`` fixture over both backends:
     ``with b2b_over(local, tmp_path) as b2b: yield b2b``. Fails the test on any OpenAPI violation."""
-    require_openapi()
     fake = FakeSnelStart(local.path, timeout_sleep=1.0).start()
     backend = make_b2b_backend(fake, tmp_path / "b2b-mirror.sqlite", cls=B2BUnderTest)
     backend._local = local  # type: ignore[attr-defined]

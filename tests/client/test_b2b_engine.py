@@ -19,7 +19,7 @@ from client.engine import run_import
 from client.snelstart.factory import B2B_MIRROR_FILE
 from client.snelstart.local import LocalBackend
 from client.state import StateStore
-from tests.client.b2b_fake import FakeSnelStart, require_openapi
+from tests.client.b2b_fake import FakeSnelStart
 from tests.client.conftest import REPO, guest, snelstart_orders
 
 ITEM = {"sku": "1002", "qty": 2, "price": "20.6198"}
@@ -36,7 +36,6 @@ def products(shop: Any) -> None:
 
 @pytest.fixture
 def fake(local_admin: Path) -> Iterator[FakeSnelStart]:
-    require_openapi()
     server = FakeSnelStart(local_admin, client_key=CLIENT_KEY, subscription_key=SUBSCRIPTION_KEY).start()
     yield server
     server.stop()
