@@ -38,8 +38,9 @@ from client.rules.webstock import (
     parts_placed_by,
     qty_text,
     sku_claims,
+    sku_of,
 )
-from client.snelstart.base import SnelStartBackend
+from client.snelstart.base import Artikel, SnelStartBackend
 from client.state import StateStore, utcnow
 
 TASK = "import_orders_and_export_stock"
@@ -231,8 +232,10 @@ def read_web_stock(
     Raises ``StockExportError`` when anything in the read fails, so that nothing is sent from a partial picture.
     """
     try:
-        artikelen = backend.stock_artikelen()
+        # Open orders before stock: an order the shop processes between the two reads then lowers free stock
+        # and is claimed as well (a figure too low for one run), instead of neither (a figure too high).
         orders = backend.open_web_orders()
+        artikelen = backend.stock_artikelen()
         by_id = {a.id: a for a in artikelen}
         # A composite without stock control of its own still claims its parts on an open order, so its recipe
         # is needed too; there are only as many of these lookups as distinct such articles on open orders.
@@ -243,12 +246,31 @@ def read_web_stock(
             artikel = backend.get_artikel(artikel_id)
             if artikel is not None and artikel.recept:
                 by_id[artikel_id] = artikel
+        # Likewise a composite without stock control on a Magento order not imported yet: its parts are held.
+        held = _held_composites(backend, unimported, artikelen, code_field)
     except Exception as exc:  # noqa: BLE001 - whatever broke the read, the answer is the same: send nothing
         raise StockExportError(f"reading stock from SnelStart failed, no stock was sent: {exc}") from exc
     claims = open_claims(orders, by_id, parts_placed_by(recipes_mode))
-    for artikel_id, qty in sku_claims(unimported, artikelen, code_field).items():
+    for artikel_id, qty in sku_claims(unimported, [*held, *artikelen], code_field).items():
         claims[artikel_id] = claims.get(artikel_id, Decimal(0)) + qty
     return compute_web_stock(artikelen, claims, code_field), len(artikelen), len(orders)
+
+
+def _held_composites(
+    backend: SnelStartBackend,
+    lines: Sequence[tuple[str, Decimal]],
+    artikelen: Sequence[Artikel],
+    code_field: str,
+) -> list[Artikel]:
+    """Active articles with a recipe, outside the stock list, that Magento order lines name by SKU (one lookup
+    per such distinct SKU; the lines are those of the few orders not imported yet)."""
+    known = {sku.casefold() for a in artikelen if (sku := sku_of(a, code_field)) is not None}
+    found: dict[str, Artikel] = {}
+    for sku in sorted({s.casefold(): s for s, _ in lines if s.casefold() not in known}.values()):
+        for artikel in backend.artikelen_by_code(sku, code_field):
+            if artikel.recept and not artikel.is_non_actief:
+                found[artikel.id] = artikel
+    return list(found.values())
 
 
 def unimported_order_lines(
@@ -453,6 +475,11 @@ def export_stock(
             pusher.new_batch(items[start : start + limit])
         if result.full:
             state.set_value(name, "webstock.last_full", _ts(now()))
+    except Exception:
+        if result.batches:
+            # Figures of the batches answered before the stop are in Magento: their counts belong in the log.
+            _log(state, name, result, stopped=True)
+        raise
     finally:
         store.close()
     _log(state, name, result)
@@ -483,15 +510,16 @@ def _magento_skus(
     return skus
 
 
-def _log(state: StateStore, profile: str, r: StockExportResult) -> None:
-    kind = "full push" if r.full else "changes only"
+def _log(state: StateStore, profile: str, r: StockExportResult, *, stopped: bool = False) -> None:
+    kind = ("full push" if r.full else "changes only") + (", stopped before the end" if stopped else "")
     message = (
         f"Web stock ({kind}): {r.sent} sent in {r.batches} batch(es): {r.updated} updated, {r.unchanged} unchanged, "
         f"{r.unknown} unknown in Magento, {r.not_managed} not managed, {r.invalid} invalid; "
         f"{r.not_in_magento} not sent (not in Magento); {r.skus} articles with a web stock, "
         f"{r.open_orders} open web orders, {r.held_orders} Magento orders not imported yet"
     )
-    state.log(profile, "warning" if r.invalid or r.problems else "info", message, essential=True, task=TASK)
+    level = "warning" if stopped or r.invalid or r.problems else "info"
+    state.log(profile, level, message, essential=True, task=TASK)
     if r.problems:
         shown = r.problems[:20] + ([f"… and {len(r.problems) - 20} more"] if len(r.problems) > 20 else [])
         state.log(

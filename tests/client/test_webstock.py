@@ -435,3 +435,83 @@ def test_orders_awaiting_payment_hold_their_stock(setup: Setup, shop: Any) -> No
     shown = setup.magento_stock("1003", "1004")
     assert shown["1003"][1] == free["1003"] - 2  # now claimed by the open web order in SnelStart, once
     assert shown["1004"][1] == free["1004"]
+
+
+def test_an_unimported_order_for_a_composite_without_stock_control_holds_its_parts(
+    setup: Setup, shop: Any
+) -> None:
+    """The gift set (1005: recipe of one 1001 and one 1002, no stock control of its own) is not in SnelStart's
+    stock list, yet an order for it that awaits payment takes beans and cups away all the same."""
+    free = setup.free()
+    shop.order(
+        [{"sku": "1005", "qty": 2, "price": "28.8843"}],
+        billing=guest("cadeau@example.nl"),
+        number="000000611",
+        state="pending_payment",
+    )
+    outcome = run_task(setup.config, "shop", "import_orders_and_export_stock", state=setup.state)
+    assert outcome.result == "ok", outcome.message
+    assert outcome.import_result.deferred == 1 and outcome.stock_result.held_orders == 1
+    shown = setup.magento_stock("1001", "1002", "1003")
+    assert shown["1001"][1] == free["1001"] - 2 and shown["1002"][1] == free["1002"] - 2
+    assert shown["1003"][1] == free["1003"]
+
+
+class FeedDownAgent(RecordingAgent):
+    """The real client, but the agent's order feed fails: the import of the run stops."""
+
+    def get(self, path: str, params: Any = None) -> Any:
+        if path == "/v1/orders":
+            raise AgentError("the agent did not answer within 60 s (GET /v1/orders)", transient=True)
+        return super().get(path, params)
+
+
+def test_an_import_that_stops_is_not_followed_by_an_export(setup: Setup, shop: Any) -> None:
+    """The open web orders may not all be in SnelStart: figures from there could hand out what Magento sold."""
+    shop.order(
+        [{"sku": "1002", "qty": 3, "price": "20.6198"}], billing=guest("a@example.nl"), number="000000701"
+    )
+    before = setup.magento.snapshot()
+    server = setup.agent_server
+    agent = FeedDownAgent(server.url, server.key_id, server.secret)
+    outcome = run_task(setup.config, "shop", TASK_NAMES[1], state=setup.state, agent=agent)
+    assert outcome.result == "failed" and "GET /v1/orders" in outcome.message
+    assert outcome.stock_result is None and agent.posts == []
+    assert setup.magento.snapshot() == before
+    assert not [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")]
+
+
+class FailsOnBatch(RecordingAgent):
+    """Lets ``ok`` stock batches through to the real agent, then the agent's host refuses with a 503."""
+
+    def __init__(self, *args: Any, ok: int, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.ok = ok
+
+    def post(self, path: str, json_body: Any) -> Any:
+        if path == "/v1/stock" and len(self.posts) >= self.ok:
+            self.posts.append(json_body)
+            raise AgentError("HTTP 503 from the agent (POST /v1/stock)", status=503, transient=True)
+        return super().post(path, json_body)
+
+
+def test_counts_are_logged_also_when_the_push_stops_halfway(setup: Setup) -> None:
+    server = setup.agent_server
+    agent = FailsOnBatch(server.url, server.key_id, server.secret, ok=2)
+    with pytest.raises(StockExportError, match="4 items sent so far"):
+        setup.export(agent, max_items=2)
+    [line] = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")]
+    assert line.level == "warning" and "stopped before the end" in line.message
+    assert "4 sent in 2 batch(es): 4 updated, 0 unchanged, 0 unknown in Magento" in line.message
+    # The batch the agent never received goes out under its own id first on the next run, and the stopped full
+    # push is not taken for done: it is made again (the figures already written come back unchanged).
+    setup.clock.now += dt.timedelta(minutes=5)
+    retry = setup.export()
+    assert retry.resent_batches == 1 and retry.full and _pending(setup.state) == []
+    assert retry.sent == 1 + 5 and retry.updated == 0 and retry.unchanged == 6
+    free = setup.free()
+    assert {s: q for s, (q, _) in setup.magento_stock(*IN_MAGENTO).items()} == {
+        s: max(free[s], D(0)) for s in IN_MAGENTO
+    }
+    last = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")][-1]
+    assert "6 sent in 2 batch(es): 0 updated, 6 unchanged" in last.message and last.level == "info"

@@ -4,6 +4,7 @@ administration behind the B2B API fake. Both must give the same figures; a faili
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -74,3 +75,41 @@ def test_a_failing_b2b_read_raises(b2b_fake, b2b_backend) -> None:  # noqa: ANN0
     b2b_fake.inject("GET", "/verkooporders", "503", times=50, after=0)
     with pytest.raises(StockExportError, match="no stock was sent"):
         read_web_stock(b2b_backend, "artikelcode", "never")
+
+
+def test_an_order_processed_between_the_two_reads_errs_low_never_high(
+    snelstart_backend: SnelStartBackend, snelstart_setup: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shop prints the pakbon of an open web order while the export reads SnelStart. Whichever read comes
+    first, the order must not vanish from both (free stock not yet lowered, claim already gone): that would
+    offer its units twice. Counted in both is allowed: one run too low, corrected by the next."""
+    web_order(snelstart_setup, "100000601", [("1003", 2)])
+    snelstart_backend.refresh()
+    order_id = snelstart_setup.verkooporders_by_betalingskenmerk("100000601")[0].id
+    free_before = {a.artikelcode: a.vrije_voorraad for a in snelstart_setup.stock_artikelen()}
+    reads: list[str] = []
+
+    def hooked(name: str) -> Callable[[], list]:
+        original = getattr(snelstart_backend, name)
+
+        def read() -> list:
+            rows = original()
+            reads.append(name)
+            if len(reads) == 1:
+                snelstart_setup.set_proces_status(order_id, "Pakbon")
+            return rows
+
+        return read
+
+    for name in ("open_web_orders", "stock_artikelen"):
+        monkeypatch.setattr(snelstart_backend, name, hooked(name))
+    racing, _, open_orders = read_web_stock(snelstart_backend, "artikelcode", "never")
+    assert set(reads) == {"open_web_orders", "stock_artikelen"}
+    monkeypatch.undo()
+
+    after = {a.artikelcode: a.vrije_voorraad for a in snelstart_setup.stock_artikelen()}
+    assert after["1003"] == free_before["1003"] - 2  # the pakbon lowers SnelStart's free stock
+    settled, _, _ = read_web_stock(snelstart_backend, "artikelcode", "never")
+    assert settled.by_sku["1003"] == after["1003"]  # no claim any more: the order is processed
+    assert racing.by_sku["1003"] <= settled.by_sku["1003"]
+    assert open_orders == 1 and racing.by_sku["1003"] == after["1003"] - 2
