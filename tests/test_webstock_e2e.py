@@ -76,10 +76,17 @@ class World:
         for sku, qty in items.items():
             if self.stock_mode == "msi":
                 self.magento.reservation(sku, -qty)
-            else:
+                continue
+            # Legacy stock: qty goes down and the item goes out of stock at zero; Magento 1's real-time index
+            # brings the per-website status rows along.
+            rows = [("cataloginventory_stock_item", "is_in_stock")]
+            if self.version == 1:
+                rows.append(("cataloginventory_stock_status", "stock_status"))
+            for table, flag in rows:
                 self.magento.run(
-                    f"UPDATE {self.magento.t('cataloginventory_stock_item')} SET qty = qty - %s WHERE product_id = %s",
-                    (qty, self.product_ids[sku]),
+                    f"UPDATE {self.magento.t(table)} SET {flag} = IF(qty - %s > 0, 1, 0), qty = qty - %s "
+                    "WHERE product_id = %s",
+                    (qty, qty, self.product_ids[sku]),
                 )
 
     def run(self, backend: LocalBackend | None = None) -> Any:
@@ -100,11 +107,59 @@ class World:
         return {code: max(vrij - claimed.get(code, D(0)), D(0)) for code, vrij in free.values()}
 
     def sellable(self) -> dict[str, Decimal]:
-        """What Magento will sell per SKU: MSI's salable quantity (reservations included), else the stock qty."""
+        """What Magento will sell per SKU, read from Magento's own tables; the agent's GET /v1/stock must say
+        the same."""
+        own = self.magento_figures()
         with self.agent.client() as client:
             items = client.get("/v1/stock", [("sku", s) for s in SKUS])["items"]
         key = "salable_qty" if self.stock_mode == "msi" else "qty"
-        return {i["sku"]: D(i[key]) for i in items}
+        assert {i["sku"]: D(i[key]) for i in items} == own
+        return own
+
+    def pushed(self) -> dict[str, Decimal]:
+        """The figures koppel last pushed and the agent confirmed, per SKU, from the client's state file."""
+        conn = self.state.connect()
+        try:
+            rows = conn.execute("SELECT sku_key, qty FROM webstock_pushed WHERE profile = 'shop'").fetchall()
+        finally:
+            conn.close()
+        return {sku: D(qty) for sku, qty in rows}
+
+    def magento_figures(self) -> dict[str, Decimal]:
+        """Per SKU what Magento sells, the way Magento computes it (min_qty is 0 in this shop): legacy, the stock
+        item's qty when it is in stock; MSI, the salable quantity = source quantity + the stock's reservations
+        (Magento's GetProductSalableQty). Every stock row read on the way must be at or above zero."""
+        out: dict[str, Decimal] = {}
+        for sku, product_id in self.product_ids.items():
+            item = self.magento.item(product_id)
+            qty, in_stock = D(item["qty"]), bool(item["is_in_stock"])
+            assert qty >= 0, (sku, "cataloginventory_stock_item", qty)
+            if self.version == 1:
+                # Magento 1's storefront reads the per-website index rows: they must carry the same figure.
+                for website, (status_qty, status) in self.magento.status(product_id).items():
+                    assert (D(status_qty), bool(status)) == (qty, in_stock), (sku, website)
+            if self.stock_mode != "msi":
+                assert in_stock == (qty > 0), (sku, qty, in_stock)
+                out[sku] = qty if in_stock else D(0)
+                continue
+            source = self.magento.source(sku)
+            assert source is not None, sku
+            quantity, status = D(source[0]), bool(source[1])
+            assert quantity >= 0, (sku, "inventory_source_item", quantity)
+            rows = self.magento.run(
+                f"SELECT COALESCE(SUM(quantity), 0) AS total FROM {self.magento.t('inventory_reservation')} "
+                "WHERE stock_id = 1 AND sku = %s",
+                (sku,),
+            )
+            reserved = D(rows[0]["total"])
+            salable = quantity + reserved if status else D(0)
+            # The default stock's index is built from the legacy row (Magento's inventory_stock_1 view over
+            # cataloginventory_stock_status): after a reindex it gives the same salable figure.
+            assert (qty + reserved if in_stock else D(0)) == salable, sku
+            assert salable >= 0, (sku, "salable", salable)
+            assert status == in_stock, sku  # the default source and its legacy mirror agree
+            out[sku] = salable
+        return out
 
 
 @pytest.fixture(params=list(KINDS))
@@ -140,7 +195,7 @@ def world(request: pytest.FixtureRequest, mariadb: MariaDB, database: str, tmp_p
 def test_imported_order_and_magento_figure_is_free_stock_minus_open_web_orders(world: World) -> None:
     first = world.run()
     assert first.stock_result.sent == len(SKUS)
-    assert world.sellable() == world.expected()
+    assert world.sellable() == world.expected() == world.pushed()
     free_before = world.expected()
 
     world.place_order("000000201", {"1001": 2, "1002": 3})
@@ -149,7 +204,7 @@ def test_imported_order_and_magento_figure_is_free_stock_minus_open_web_orders(w
     assert web_orders(world.admin) == {"000000201": 1, "000000202": 1}
     after = world.expected()
     assert after["1001"] == free_before["1001"] - 2 and after["1002"] == free_before["1002"] - 4
-    assert world.sellable() == after
+    assert world.sellable() == after == world.pushed()
     assert second.stock_result.sent == 2  # only the two SKUs that changed
     if world.stock_mode == "msi":
         # Magento keeps its reservations; the source quantity carries them so that salable = pushed.
@@ -189,6 +244,8 @@ def test_order_between_import_and_export_is_imported_next_run_and_the_figure_cor
         # After this run's import: a web order comes in, and in SnelStart goods arrive for 1003 while two
         # 1004s go over the counter. The export sees SnelStart's changes but cannot know the web order yet.
         world.place_order("000000301", {"1003": 5, "1004": 3})
+        seen.append(world.sellable())  # Magento's own figures right after the sale
+        assert seen[-1]["1004"] == 0 and seen[-1]["1003"] == initial["1003"] - 5
         for code, change in (("1003", 2), ("1004", -2)):
             backend.set_technische_voorraad(
                 code, backend.artikelen_by_code(code)[0].technische_voorraad + change
