@@ -114,6 +114,10 @@ def main() -> int:
     parser.add_argument("--stock", choices=("msi", "legacy"), default="msi")
     parser.add_argument("--changed", type=int, default=500, help="articles changed before the third run")
     args = parser.parse_args()
+    if args.articles < 1 or args.open_orders < 0:
+        parser.error("--articles must be at least 1 and --open-orders at least 0")
+    if not 0 <= args.changed <= args.articles:
+        parser.error(f"--changed must be between 0 and --articles ({args.articles}), not {args.changed}")
     rng = random.Random(6)
 
     server = machine_or_private()
