@@ -293,11 +293,13 @@ def status(
             failed, deferred = len(failed_orders), len(state.deferred_list(prof.name))
             if failed or deferred:
                 # The failed list keeps its own reason, so this stays true after `koppel log --clear`.
-                why = "" if verbose or not failed else " (koppel status --verbose says why)"
-                echo(
-                    f"  Waiting: {failed} failed order(s), retried on every run{why}; "
-                    f"{deferred} deferred, awaiting payment"
-                )
+                why = "" if verbose else " (koppel status --verbose says why)"
+                waiting = [f"{failed} failed order(s), retried on every run{why}"] if failed else []
+                if deferred:
+                    waiting.append(
+                        f"{deferred} order{'s' if deferred != 1 else ''} awaiting payment (deferred)"
+                    )
+                echo(f"  Waiting: {'; '.join(waiting)}")
             if verbose:
                 for order in failed_orders:
                     tries = f"{order.attempts} attempt{'s' if order.attempts != 1 else ''}"
@@ -379,7 +381,8 @@ def log(
             try:
                 rows = export_xlsx(entries, export, config.zone)
             except ValueError as exc:
-                raise KoppelError(f"--export {export}: {exc}", EXIT_USAGE) from None
+                # The message names the file already.
+                raise KoppelError(f"--export: {exc}", EXIT_USAGE) from None
             echo(f"{rows} log entries written to {export}")
             if clear:
                 last_id = entries[-1].id if entries else 0
@@ -390,12 +393,19 @@ def log(
             removed = state.clear_log(profile)
             echo(f"Log cleared ({removed} entries removed).")
             return
-        entries = state.log_entries(profile, essential_only=not verbose, limit=limit)
-        lines = format_entries(entries, config.zone, verbose=verbose)
+        # One more than shown, only to know whether older entries were left out.
+        entries = state.log_entries(profile, essential_only=not verbose, limit=limit + 1)
+        cut = len(entries) > limit
+        lines = format_entries(entries[1:] if cut else entries, config.zone, verbose=verbose)
         if not lines:
             echo("The log is empty.")
         for line in lines:
             echo(line)
+        if cut:
+            echo(
+                f"(only the newest {limit} entries are shown; --limit N shows more, "
+                "--export FILE.xlsx writes them all)"
+            )
 
 
 # -- test-connection, agent, profiles ----------------------------------------------------------------------

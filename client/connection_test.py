@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -74,7 +74,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
                 f"{'http://' + url.removeprefix('https://')} in agent.url (or put TLS in front of it)"
             )
         checks.append(Check("agent reachable", False, f"{url} does not answer ({_short(exc)})", fix))
-        return checks, ShopPrices(None)
+        return checks + _not_checked(AFTER_REACH, "the agent does not answer"), ShopPrices(None)
     if 300 <= response.status_code < 400:
         target = response.headers.get("Location", "?")
         checks.append(
@@ -85,7 +85,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
                 "put the final address in agent.url (koppel does not follow redirects)",
             )
         )
-        return checks, ShopPrices(None)
+        return checks + _not_checked(AFTER_REACH, "agent.url does not lead to the agent"), ShopPrices(None)
     health = _json(response)
     if response.status_code == 200 and isinstance(health, dict) and health.get("status") == "ok":
         checks.append(Check("agent reachable", True, f"{url} (its database answers)"))
@@ -108,24 +108,26 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
                 "agent.url must point at the koppel agent, not at the web shop itself",
             )
         )
-        return checks, ShopPrices(None)
+        return checks + _not_checked(AFTER_REACH, "agent.url does not lead to the agent"), ShopPrices(None)
 
     skew = _date_skew(response, clock)
     if database_down:
         # Every signed call would get the same 503: that says nothing about the key, so do not blame it.
         checks.append(_signature_unchecked())
         checks.append(_skew_check(skew))
-        return checks, ShopPrices(None)
+        return checks + _not_checked(["Magento"], "the agent cannot reach its database"), ShopPrices(None)
     try:
         from client.agent_client import AgentClient, AgentError
 
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
         checks.append(Check("signature", False, str(exc), _secret_fix(profile)))
-        return checks, ShopPrices(None)
+        checks.append(_skew_check(skew))
+        return checks + _not_checked(["Magento"], "no signed call without the secret"), ShopPrices(None)
     except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
         checks.append(Check("signature", False, str(exc), "correct agent.url"))
-        return checks, ShopPrices(None)
+        checks.append(_skew_check(skew))
+        return checks + _not_checked(["Magento"], "no signed call was possible"), ShopPrices(None)
     diagnostics: dict[str, Any] | None = None
     prices = ShopPrices(None)
     with client:
@@ -146,13 +148,19 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
             Check("signature", True, f"key {profile.agent.key_id!r} accepted (signed /v1/diagnostics)")
         )
     elif status == 401:
-        checks.append(
-            Check(
-                "signature",
-                False,
-                f"the agent refuses key {profile.agent.key_id!r} (401)",
-                "key_id and secret must equal a key in agent.yml; is this PC's clock right?",
+        if skew is not None and abs(skew) <= SKEW_LIMIT:
+            # The agent does not say why (that would help an attacker); with the clocks in step, only the key
+            # itself is left.
+            cause = "the clocks agree, so key_id or the secret differs from agent.yml"
+            fix = (
+                f"give agent.key_id and the secret exactly as a key in agent.yml ({profile.agent.key_id!r} is "
+                "not one, or its secret differs); koppel-agent new-key makes a fresh pair"
             )
+        else:
+            cause = "wrong key_id or secret, or the clocks differ too much"
+            fix = "key_id and secret must equal a key in agent.yml, and this PC's clock must be right"
+        checks.append(
+            Check("signature", False, f"the agent refuses key {profile.agent.key_id!r} (401): {cause}", fix)
         )
     elif status == 503:
         checks.append(_signature_unchecked())
@@ -173,7 +181,18 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     checks.append(_skew_check(skew))
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
+    else:
+        checks += _not_checked(["Magento"], "the agent did not answer the signed call (see 'signature')")
     return checks, prices
+
+
+# The agent's checks that need it to answer first; each still gets its line, saying it was not checked.
+AFTER_REACH = ("signature", "clock", "Magento")
+
+
+def _not_checked(names: Iterable[str], why: str) -> list[Check]:
+    """A line for each check that could not be made, so the output always names every check."""
+    return [Check(name, True, f"not checked: {why}", warning=True) for name in names]
 
 
 def _signature_unchecked() -> Check:

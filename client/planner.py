@@ -196,9 +196,13 @@ class Planner:
         self.schedule = Schedule(config, state, clock)
         self.schedule.sync()
         self._config_mtime = _mtime(config.path)
+        self._scheduler: Any = None  # APScheduler's, while run_forever runs
+        self._tick_seconds = 20.0
 
     def tick(self, profile: str) -> list[Any]:
         """Run whatever of this profile is due now; returns the outcomes of the runs started."""
+        if profile not in {p.name for p in self.config.profiles}:
+            return []  # removed from client.yml a moment ago; its heartbeat is on its way out
         outcomes = []
         due = self.schedule.claim_due(profile)
         runnable = {e.task for e in due if not e.paused}
@@ -244,12 +248,41 @@ class Planner:
         except ConfigError as exc:
             self.say(f"client.yml changed but was not reloaded: {exc}")
             return
-        if {p.name for p in config.profiles} != {p.name for p in self.config.profiles}:
-            self.say("the profiles in client.yml changed; restart `koppel schedule` to plan new ones")
+        before = {p.name for p in self.config.profiles}
         self.config = config
         self.schedule = Schedule(config, self.state, self.clock)
         self.schedule.sync()
         self.say("client.yml reloaded")
+        after = {p.name for p in config.profiles}
+        for name in sorted(after - before):
+            self.say(f"profile {name} added: planned from now on")
+        for name in sorted(before - after):
+            self.say(f"profile {name} removed: no longer planned")
+        self._heartbeats()
+
+    def _heartbeats(self) -> None:
+        """One APScheduler heartbeat per profile of the current client.yml (added and removed on reload)."""
+        if self._scheduler is None:
+            return
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        wanted = {f"profile:{p.name}": p.name for p in self.config.profiles}
+        present = {job.id for job in self._scheduler.get_jobs() if job.id.startswith("profile:")}
+        for job_id in present - wanted.keys():
+            self._scheduler.remove_job(job_id)
+        for job_id in wanted.keys() - present:
+            self._scheduler.add_job(
+                self._safe_tick,
+                IntervalTrigger(seconds=self._tick_seconds, timezone=dt.UTC),
+                args=[wanted[job_id]],
+                id=job_id,
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+
+    def _wake_heartbeats(self) -> None:
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith("profile:"):
+                job.modify(next_run_time=dt.datetime.now(dt.UTC))
 
     def run_forever(
         self,
@@ -266,16 +299,11 @@ class Planner:
         scheduler = BackgroundScheduler(
             timezone=dt.UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            executors={"default": {"type": "threadpool", "max_workers": max(2, len(profiles))}},
+            # A thread per profile and one for the reload job (profiles a reload adds share them).
+            executors={"default": {"type": "threadpool", "max_workers": max(4, len(profiles) + 2)}},
         )
-        for name in profiles:
-            scheduler.add_job(
-                self._safe_tick,
-                IntervalTrigger(seconds=tick_seconds, timezone=dt.UTC),
-                args=[name],
-                id=f"profile:{name}",
-                next_run_time=dt.datetime.now(dt.UTC),
-            )
+        self._scheduler, self._tick_seconds = scheduler, tick_seconds
+        self._heartbeats()
         scheduler.add_job(
             self.reload_if_changed,
             IntervalTrigger(seconds=max(tick_seconds, 5), timezone=dt.UTC),
@@ -299,13 +327,13 @@ class Planner:
                 if abs(drift) > 5:
                     # APScheduler times its heartbeats by the wall clock; after a jump, wake them ourselves.
                     self.say(f"the clock jumped ({drift:+.0f} s); checking the schedule now")
-                    for name in profiles:
-                        scheduler.modify_job(f"profile:{name}", next_run_time=dt.datetime.now(dt.UTC))
+                    self._wake_heartbeats()
         except KeyboardInterrupt:
             pass
         finally:
             self.say("Scheduler stopping (a run in progress is finished first) ...")
             scheduler.shutdown(wait=True)
+            self._scheduler = None
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self.say("Scheduler stopped")
@@ -322,11 +350,13 @@ class Planner:
                 pass
 
 
-def _mtime(path: Path | None) -> float | None:
+def _mtime(path: Path | None) -> tuple[int, int] | None:
+    """What tells an edit of client.yml: modification time (ns) and size."""
     try:
-        return path.stat().st_mtime if path else None
+        info = path.stat() if path else None
     except OSError:
         return None
+    return (info.st_mtime_ns, info.st_size) if info else None
 
 
 def _local(moment: dt.datetime, config: ClientConfig) -> str:

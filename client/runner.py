@@ -143,8 +143,7 @@ def _run(
     # A dry run changes nothing, so pausing (which protects SnelStart from changes) does not stop it.
     if reason and not force and not dry_run:
         message = f"{reason}; use --force to run it anyway" if trigger == "manual" else reason
-        if not dry_run:
-            state.log(name, "info", f"Task {task} not run: {message}", essential=True, task=task)
+        state.log(name, "info", f"Task {task} not run: {message}", essential=True, task=task)
         return RunOutcome(name, task, PAUSED, message)
 
     if dry_run:
@@ -160,6 +159,9 @@ def _run(
         return RunOutcome(name, task, BUSY, str(exc))
     run_id = None
     try:
+        # The log holds customers' names: entries past four weeks go on every run too, not only when someone
+        # reads the log (a scheduler can run for months with nobody looking).
+        state.prune_log()
         board.set_activity(name, task, f"{task}: starting")
         run_id = board.run_started(name, task, trigger)
         state.log(name, "info", f"Task {task} started ({trigger})", essential=False, task=task)

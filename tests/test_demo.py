@@ -54,13 +54,21 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     database = re.search(r"database (koppel_demo_\w+)", out).group(1)  # type: ignore[union-attr]
     url = re.search(r"koppel-agent serve on (http://127\.0\.0\.1:\d+)", out).group(1)  # type: ignore[union-attr]
     imported = int(re.search(r"Orders imported:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
-    created, matched = map(
-        int, re.search(r"Customers:\s+(\d+) created in SnelStart; (\d+) orders matched", out).groups()
+    known, known_orders = map(
+        int,
+        re.search(r"Customers matched:\s+(\d+) relaties already in SnelStart, on (\d+) orders", out).groups(),
+    )  # type: ignore[union-attr]
+    new, new_orders = map(
+        int, re.search(r"Customers created:\s+(\d+) new relaties, on (\d+) orders", out).groups()
     )  # type: ignore[union-attr]
     assert "24 orders" in out
     # 24 orders: one awaits payment and one is canceled; every other order is imported.
     assert imported == 22
-    assert matched > 0 and created > 0 and matched + created == imported
+    assert known_orders + new_orders == imported
+    # Each of the sample administration's four web customers is found (by klantcode, VAT number, invoice
+    # e-mail and main e-mail); everyone else, guests included, becomes a new relatie of their own.
+    assert known == 4 and new > 0
+    assert "Earlier demo" not in out
     assert re.search(r"Articles created:\s+[1-9]", out)
     assert re.search(r"Web stock:\s+\d+ items sent \(\d+ updated", out)
     assert "0 items sent" in out.split("Import 2")[1]
@@ -89,7 +97,7 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     )
     assert status.returncode == 0, status.stderr
     assert "Now: Gereed" in status.stdout
-    assert "Waiting: 0 failed order(s), retried on every run; 1 deferred" in status.stdout
+    assert "Waiting: 1 order awaiting payment (deferred)" in status.stdout
     # The last run is the demo's second import: nothing new, the unpaid order still waiting.
     assert re.search(r"import_orders_and_export_stock:\n    last run:  .* \(manual\) — ok", status.stdout)
     assert "0 orders imported, 1 deferred" in status.stdout
@@ -123,6 +131,8 @@ def test_demo_keep_leaves_a_live_setup_that_the_next_demo_removes(tmp_path: Path
     finally:
         second = demo(folder)
     assert second.returncode == 0, second.stdout + second.stderr
+    # A second demo in the same folder says it starts over, so its imports do not look like double bookings.
+    assert second.stdout.startswith(f"Earlier demo in {folder} removed: this demo starts again")
     assert database not in databases(mariadb)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v1/health", timeout=3)

@@ -122,6 +122,7 @@ def test_koppel_run_against_gunicorn_agent_order_by_order(setup: dict[str, Any])
     first = koppel("run", "--config", config)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "3 orders imported" in first.stdout
+    assert "\x1b[" not in first.stdout and "━" not in first.stdout  # no progress bar into a pipe or file
     assert "Magento order 000000102 → SnelStart order" in first.stdout
     with LocalBackend(admin) as backend:
         for number, expect in expected.items():
@@ -229,3 +230,50 @@ def test_status_in_another_process_sees_the_run_in_progress(setup: dict[str, Any
     assert seen, "the engine reported no progress"
     assert "Now: import_orders: importing orders" in seen[0]
     assert "Now: Gereed" in koppel("status", "--config", str(config_path)).stdout
+
+
+def run_in_terminal(*args: str, timeout: float = 120) -> tuple[int, str]:
+    """`koppel ARGS` with a pseudo-terminal as its stdout, as in a console window: exit code and all it wrote."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)  # koppel holds the only other end: reading ends when it exits
+    written = bytearray()
+    try:
+        while chunk := _read_terminal(leader):
+            written += chunk
+    finally:
+        os.close(leader)
+    return proc.wait(timeout), written.decode("utf-8", errors="replace")
+
+
+def _read_terminal(fd: int) -> bytes:
+    import os
+
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # Linux says EIO once the last writer has closed the terminal
+        return b""
+
+
+def test_a_run_in_a_terminal_shows_a_progress_bar(setup: dict[str, Any]) -> None:
+    shop, admin, agent, tmp = setup["shop"], setup["admin"], setup["agent"], setup["tmp"]
+    build_orders(shop, relatiecode_of(admin, "info@jansen-installatie.nl"))
+    config = str(write_client_config(tmp, [client_profile(agent.url, admin)]))
+    code, out = run_in_terminal("run", "--config", config)
+    assert code == 0, out
+    # rich draws the bar (━) with the run's label and stage, then removes it and the summary follows.
+    assert "━" in out and "shop/import_orders" in out
+    assert "shop/import_orders: importing orders" in out
+    assert "shop/import_orders: ok: 3 orders imported" in out
+    assert "Traceback" not in out
+    with LocalBackend(admin) as backend:
+        assert len(backend.verkooporders_by_betalingskenmerk("000000103")) == 1

@@ -263,8 +263,15 @@ def build_orders(shop: Shop, count: int, known_codes: dict[str, int], *, seed: i
         )
         for p in customers
     }
+    registered_turn = 0
     for index in range(count):
-        buyer = customers[index % len(customers)] if index % 3 != 2 else GUESTS[index % len(GUESTS)]
+        # Every third order is a guest's; registered customers take their turns in list order, so each of
+        # them (the Belgian business, the three-line German street, ...) orders before anyone orders twice.
+        if index % 3 == 2:
+            buyer = GUESTS[index % len(GUESTS)]
+        else:
+            buyer = customers[registered_turn % len(customers)]
+            registered_turn += 1
         items = [_simple_item(rng) for _ in range(rng.choice((1, 1, 2, 3)))]
         extra = rng.random()
         if extra < 0.2:

@@ -78,12 +78,15 @@ def _foreign(folder: Path) -> bool:
     return not (folder / MARKER).exists() and any(p.name != mine for p in folder.iterdir())
 
 
-def prepare_folder(folder: Path) -> None:
-    """An empty demo folder: created, or emptied of an earlier demo's files; never someone else's folder."""
+def prepare_folder(folder: Path) -> bool:
+    """An empty demo folder: created, or emptied of an earlier demo's files; never someone else's folder.
+
+    Returns True when an earlier demo's files were removed (the new demo then starts from nothing again)."""
     if folder.exists() and not folder.is_dir():
         raise DemoError(f"{folder} is a file; choose another --dir")
     if folder.exists() and _foreign(folder):
         raise DemoError(f"{folder} is not empty and not an earlier koppel demo; choose another --dir")
+    earlier = (folder / MARKER).exists()
     if folder.exists() and any(folder.iterdir()):
         _stop_kept(folder)
         for name in OWN_FILES:
@@ -99,6 +102,7 @@ def prepare_folder(folder: Path) -> None:
     (folder / MARKER).write_text(
         "made by koppel demo; a new demo run empties this folder\n", encoding="utf-8"
     )
+    return earlier
 
 
 def _stop_kept(folder: Path) -> None:
@@ -309,7 +313,11 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
     from client.state import StateStore
 
     started = time.monotonic()
-    prepare_folder(folder)
+    if prepare_folder(folder):
+        # Otherwise a second demo importing everything again would look like double bookings.
+        say(
+            f"Earlier demo in {folder} removed: this demo starts again with a new shop and a new administration"
+        )
     folder = folder.resolve()
     server = find_mariadb(say)
     database = server.create_database("koppel_demo")
@@ -432,10 +440,11 @@ def say_outcome(outcome: Any, say: Say) -> None:
         )
     if len(result.created) > 5:
         say(f"    … and {len(result.created) - 5} more (koppel log shows them all)")
+    (known, known_orders), (new, new_orders) = customer_groups(result.created)
     say(
-        f"  Customers:           {result.customers_created} created in SnelStart; "
-        f"{result.customers_matched} orders matched an existing relatie"
+        f"  Customers matched:   {_count(known, 'relatie')} already in SnelStart, on {_count(known_orders, 'order')}"
     )
+    say(f"  Customers created:   {_count(new, 'new relatie')}, on {_count(new_orders, 'order')}")
     say(f"  Articles created:    {result.articles_created}")
     say(f"  Waiting for payment: {result.deferred} (imported once paid)")
     say(f"  Not imported:        {result.ignored} canceled")
@@ -451,6 +460,28 @@ def say_outcome(outcome: Any, say: Say) -> None:
         from client.runner import describe_stock
 
         say(f"  Web stock:           {describe_stock(stock).removeprefix('web stock: ')}")
+
+
+def customer_groups(created: list[Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(relaties, orders) that went to a relatie SnelStart already had, and to one this run created.
+
+    A new customer's second order matches the relatie made for the first; it still counts as the new
+    customer's, so that matched and created name distinct relaties and their orders add up to the import."""
+    imported = [c for c in created if c.how != "already_imported"]
+    made = {c.relatiecode for c in imported if getattr(c, "customer", None) == "created"}
+    known: set[Any] = set()
+    known_orders = new_orders = 0
+    for order in imported:
+        if order.relatiecode in made:
+            new_orders += 1
+        else:
+            known.add(order.relatiecode)
+            known_orders += 1
+    return (len(known), known_orders), (len(made), new_orders)
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
 
 
 def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:

@@ -195,6 +195,52 @@ def test_manual_run_while_the_profile_runs_elsewhere_exits_non_zero(
     assert "already running" in done.stdout and f"process {holder.pid}" in done.stdout
 
 
+def test_a_manual_run_while_koppel_schedule_runs_the_profile_is_told_already_running(tmp_path: Path) -> None:
+    """The real scheduler process holds the profile (its run waits on an agent that never answers)."""
+    agent = subprocess.Popen([sys.executable, "-c", SILENT_AGENT], stdout=subprocess.PIPE, text=True)
+    scheduler = None
+    try:
+        assert agent.stdout is not None
+        port = int(agent.stdout.readline())
+        admin = tmp_path / "administratie.sqlite"
+        init_local(admin, sample=True)
+        profile = client_profile(
+            f"http://127.0.0.1:{port}", admin, tasks={"import_orders": {"interval": "15m"}}
+        )
+        config = str(write_client_config(tmp_path, [profile]))
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "client.cli", "schedule", "--tick", "1", "--config", config],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert agent.stdout.readline().strip() == "connected"  # the scheduled run is under way
+        manual = koppel("run", "--config", config)
+        status = koppel("status", "--config", config)
+    finally:
+        if scheduler is not None:
+            scheduler.kill()
+            scheduler.wait()
+        agent.kill()
+        agent.wait()
+    assert manual.returncode == 3, manual.stdout + manual.stderr
+    assert "shop/import_orders: busy: profile 'shop' is already running" in manual.stdout
+    assert f"(process {scheduler.pid}, import_orders (schedule))" in manual.stdout
+    # `koppel status` in a third process shows what the scheduler process wrote.
+    # Still "starting": the engine names its first stage when the agent's first page arrives, and this agent
+    # never answers.
+    assert "Now: import_orders: starting" in status.stdout, status.stdout
+    assert "last run:  " in status.stdout and "(schedule) — running" in status.stdout
+    # The scheduler died without clearing its activity: the free lock says it is idle again.
+    after = koppel("status", "--config", config)
+    assert "Now: Gereed" in after.stdout
+    assert "import_orders:\n    last run:  " in after.stdout and "(schedule) — did not finish" in after.stdout
+    assert (
+        "Task import_orders not started: profile 'shop' is already running"
+        in koppel("log", "--config", config).stdout
+    )
+
+
 def test_paused_profile_needs_force(tmp_path: Path) -> None:
     admin = tmp_path / "administratie.sqlite"
     init_local(admin, sample=False)

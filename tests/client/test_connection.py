@@ -3,6 +3,7 @@ agent reports in /v1/diagnostics; only when the agent cannot read it do recent o
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -162,3 +163,102 @@ def test_a_missing_local_administration_names_the_command_that_makes_one(tmp_pat
     else:
         raise AssertionError("opened a file that does not exist")
     assert f"koppel snelstart init --local {missing} --sample" in message and "init_local()" not in message
+
+
+def lines_of(config: Any) -> dict[str, str]:
+    return {c.name: c.line() for c in run_checks(config, config.profile("shop"))}
+
+
+def test_a_wrong_secret_is_named_as_such_when_the_clocks_agree(client_config: Any) -> None:
+    config = client_config(agent={"secret": "not-the-secret-of-agent-yml-0123456789"})
+    lines = lines_of(config)
+    assert lines["agent reachable"].startswith("OK ")
+    signature = lines["signature"]
+    assert signature.startswith("FOUT signature: the agent refuses key 'office' (401)")
+    assert "the clocks agree, so key_id or the secret differs from agent.yml" in signature
+    assert "— fix: give agent.key_id and the secret exactly as a key in agent.yml" in signature
+    assert lines["clock"].startswith("OK   clock: in step")
+    # Magento needs a signed answer: its line says it was not checked rather than going missing.
+    assert (
+        lines["Magento"]
+        == "LET OP Magento: not checked: the agent did not answer the signed call (see 'signature')"
+    )
+
+
+def test_a_clock_far_off_fails_with_the_fix(client_config: Any) -> None:
+    import datetime as dt
+
+    config = client_config()
+    # This PC's clock, as the check sees it, ten minutes behind the agent's.
+    behind = lambda: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)  # noqa: E731
+    checks = {c.name: c for c in run_checks(config, config.profile("shop"), clock=behind)}
+    clock = checks["clock"]
+    assert not clock.ok
+    # The Date header has whole seconds: 599 to 601.
+    assert re.match(
+        r"FOUT clock: the agent's clock is (599|600|601) s ahead of this PC — fix: ", clock.line()
+    )
+    assert "synchronise both clocks" in clock.line() and "300 s" in clock.line()
+
+
+def test_a_key_without_the_diagnostics_scope_is_told_which_scopes(
+    magento_db: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    from client.config import load_client_config
+    from tests.client.conftest import (
+        AGENT_KEY,
+        AGENT_SECRET,
+        AgentServer,
+        client_profile,
+        write_client_config,
+    )
+
+    keys = [{"id": AGENT_KEY, "secret": AGENT_SECRET, "scopes": ["orders:read"]}]
+    server = AgentServer(magento_db, tmp_path / "agent", extra={"keys": keys})
+    server.start()
+    try:
+        config = load_client_config(write_client_config(tmp_path, [client_profile(server.url, local_admin)]))
+        lines = lines_of(config)
+    finally:
+        server.stop()
+    assert lines["signature"].startswith("FOUT signature: key 'office' may not read diagnostics (403)")
+    assert "diagnostics:read in agent.yml" in lines["signature"]
+    assert lines["Magento"].startswith("LET OP Magento: not checked")
+
+
+def test_an_address_that_is_not_the_agent_says_so(tmp_path: Any, local_admin: Any) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from client.config import load_client_config
+    from tests.client.conftest import client_profile, write_client_config
+
+    class Shop(BaseHTTPRequestHandler):  # the web shop itself, where the agent was meant
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"<html>Pagina niet gevonden</html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        config = load_client_config(write_client_config(tmp_path, [client_profile(url, local_admin)]))
+        lines = lines_of(config)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert lines["agent reachable"] == (
+        f"FOUT agent reachable: {url}/v1/health gave HTTP 404, not a koppel agent's answer"
+        " — fix: agent.url must point at the koppel agent, not at the web shop itself"
+    )
+    for name in ("signature", "clock", "Magento"):
+        assert lines[name] == f"LET OP {name}: not checked: agent.url does not lead to the agent"
+    assert lines["SnelStart (local)"].startswith("OK ")

@@ -172,3 +172,50 @@ def test_status_names_the_reason_of_a_failed_order_after_the_log_is_cleared(
         "FAILED Magento order 100000013 (1 attempt): orders.shipping_costs is not set"
         in capsys.readouterr().out
     )
+
+
+def test_a_cut_off_view_says_that_older_entries_were_left_out(
+    config_path: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        for number in range(5):
+            state.log("shop", "info", f"Magento order 10000000{number} imported", essential=True)
+    assert main(["log", "--limit", "3", "--config", str(config_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # The newest three, oldest first, and a last line saying there is more and how to see it.
+    assert [line.split("  ")[-1] for line in lines[:3]] == [
+        f"Magento order 10000000{n} imported" for n in (2, 3, 4)
+    ]
+    assert (
+        lines[3]
+        == "(only the newest 3 entries are shown; --limit N shows more, --export FILE.xlsx writes them all)"
+    )
+    assert len(lines) == 4
+    assert main(["log", "--limit", "5", "--config", str(config_path)]) == 0
+    assert "only the newest" not in capsys.readouterr().out
+
+
+def test_a_run_removes_entries_older_than_four_weeks_without_anyone_reading_the_log(tmp_path: Path) -> None:
+    import sqlite3
+
+    from client.config import load_client_config
+    from client.runner import run_task
+
+    # A profile whose administration does not exist: the run starts (and logs), then fails on opening it.
+    config = load_client_config(
+        write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", tmp_path / "admin.sqlite")])
+    )
+    now = dt.datetime.now(dt.UTC)
+    with StateStore(config.state) as state:
+        # The scheduler's store stays open for months: it was opened (and pruned) long before these entries aged.
+        state._now = lambda: now - dt.timedelta(days=29)
+        state.log("shop", "info", "Customer Käthe Schröder created as relatie 15", essential=True)
+        state._now = lambda: now
+        state.log("shop", "info", "Customer Femke Visser created as relatie 10", essential=True)
+        outcome = run_task(config, "shop", "import_orders", state=state)
+        assert outcome.result == "failed"
+    # Read the table itself: log_entries() would prune on its own and prove nothing about the run.
+    with sqlite3.connect(config.state) as conn:
+        messages = [row[0] for row in conn.execute("SELECT message FROM log ORDER BY id")]
+    assert "Customer Käthe Schröder created as relatie 15" not in messages
+    assert messages[0] == "Customer Femke Visser created as relatie 10" and len(messages) > 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,3 +290,76 @@ def test_run_forever_wakes_the_heartbeats_when_the_wall_clock_jumps(tmp_path: Pa
     # The heartbeat is every 120 s; the second tick came within seconds because of the jump.
     assert len(ticks) == 2 and ticks[1] < 10
     assert any("the clock jumped (+3600 s)" in line for line in said)
+
+
+# -- editing client.yml while the scheduler runs -------------------------------------------------------------
+
+
+def test_pausing_in_client_yml_takes_effect_without_a_restart(tmp_path: Path) -> None:
+    task = {"interval": "15m", "next_run": "2026-12-03 10:00"}
+    config = make_config(tmp_path, {"import_orders": task})
+    clock = FakeClock(T0)
+    said: list[str] = []
+    with StateStore(config.state) as state:
+        recorder = Recorder(clock)
+        planner = Planner(config, state, run_task=recorder, clock=clock, say=said.append)
+        planner.tick("shop")
+        assert len(recorder.calls) == 1
+        # The person pauses the profile in client.yml while `koppel schedule` keeps running.
+        make_config(tmp_path, {"import_orders": task}, profile_paused=True)
+        planner.reload_if_changed()
+        assert "client.yml reloaded" in said
+        clock.move(15 * MIN)
+        planner.tick("shop")
+        assert len(recorder.calls) == 1
+        skips = [e.message for e in state.log_entries("shop") if "skipped" in e.message]
+        assert skips == ["Scheduled import_orders skipped: profile shop is paused"]
+        # Unpaused again: the next planned run happens (the file's next_run did not change, so no reseed).
+        make_config(tmp_path, {"import_orders": task})
+        planner.reload_if_changed()
+        clock.move(15 * MIN)
+        planner.tick("shop")
+        assert len(recorder.calls) == 2
+        # A broken edit keeps the last good configuration and says why.
+        (tmp_path / "client.yml").write_text("profiles: [", encoding="utf-8")
+        planner.reload_if_changed()
+        assert any(line.startswith("client.yml changed but was not reloaded:") for line in said)
+        assert planner.config.profile("shop").paused is False
+
+
+def test_a_profile_added_while_the_scheduler_runs_is_planned_and_a_removed_one_is_dropped(
+    tmp_path: Path,
+) -> None:
+    admin = tmp_path / "admin.sqlite"
+    tasks = {"import_orders": {"interval": "15m"}}
+    shop = client_profile("http://127.0.0.1:9", admin, tasks=tasks)
+    other = client_profile("http://127.0.0.1:9", admin, name="winkel2", tasks=tasks)
+    config = load_client_config(write_client_config(tmp_path, [shop]))
+    stop = threading.Event()
+    calls: list[str] = []
+    said: list[str] = []
+
+    def run_task(config, profile, task, *, trigger, state):  # noqa: ANN001, ANN202
+        calls.append(profile)
+        if profile == "winkel2":
+            stop.set()
+        return "ok"
+
+    with StateStore(config.state) as state:
+        planner = Planner(config, state, run_task=run_task, say=said.append)
+        worker = threading.Thread(target=planner.run_forever, kwargs={"tick_seconds": 1, "stop": stop})
+        worker.start()
+        deadline = time.monotonic() + 30
+        while "shop" not in calls and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # A second shop is added to client.yml and the first one taken out.
+        write_client_config(tmp_path, [other])
+        worker.join(30)
+        assert not worker.is_alive()
+        assert calls == ["shop", "winkel2"]
+        assert "profile winkel2 added: planned from now on" in said
+        assert "profile shop removed: no longer planned" in said
+        # The removed profile's heartbeat went with it: no "scheduling failed" on every tick.
+        assert not any("scheduling failed" in line for line in said), said
+        assert not [e for e in state.log_entries() if e.level == "error"]
+    assert planner.tick("shop") == []
