@@ -5,6 +5,7 @@ Prints:
    a temporary table, then one UPDATE … JOIN per stock table), in one transaction;
 2. the agent push of the same figures in batches, its time and the ratio to the baseline;
 3. the same push again: rows written (counted by Magento-style changelog triggers; must be 0) and its time.
+It exits non-zero when the agent's rows differ from the baseline's or the repeated push wrote anything.
 
 The shop is Magento 2 with MSI in ``salable`` mode by default (the most work per item: reservations, source
 item, legacy mirror, configurable parents) and its stock indexers in Update by Schedule, so every row the
@@ -369,8 +370,15 @@ class Bench:
         second_time, second_counts = self.push("second")
         second_writes = self.writes_so_far() - first_writes
         log(f"same push again: {second_time:.2f} s, rows written: {second_writes}, counts {second_counts}")
+        failures = []
+        if not same:
+            failures.append("the agent's rows differ from the baseline's")
         if second_writes != 0:
-            log("  FAIL: an unchanged push wrote rows")
+            failures.append("an unchanged push wrote rows")
+        if second_counts.get("unchanged", 0) != a.skus:
+            failures.append(f"the repeated push did not report all {a.skus:,} SKUs unchanged")
+        if failures:
+            raise SystemExit("FAIL: " + "; ".join(failures))
 
 
 def _chunks(rows: list[Any], size: int = CHUNK) -> list[list[Any]]:

@@ -4,7 +4,6 @@ runs the order feed, diagnostics, `koppel-agent check` and every stock call, and
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,41 +16,9 @@ from agent.cli import run_check
 from agent.config import config_from_dict
 from client.demo.shop import Shop
 from tests.agent.conftest import SigningClient, config_dict
+from tests.agent.grants import grant_statements
 from tests.agent.test_stock import StockShop
 from tests.mariadb import MariaDB
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "## MySQL privileges for the agent"
-
-
-def grant_statements(
-    version: int, database: str, prefix: str, user: str, *, schedule: bool, msi: bool = True
-) -> list[str]:
-    """The SQL of the README's privileges section for one Magento version, database, prefix and user filled in.
-
-    ``msi``/``schedule`` False leave out the optional blocks for MSI and for the changelog tables.
-    """
-    text = README.read_text(encoding="utf-8")
-    assert SECTION in text, f"{README} has no section {SECTION!r}"
-    section = text.split(SECTION, 1)[1]
-    section = re.split(r"^## ", section, maxsplit=1, flags=re.M)[0]
-    heading = "Magento 2" if version == 2 else "Magento 1"
-    [part] = [s for s in re.split(r"^### ", section, flags=re.M) if s.startswith(heading)]
-    blocks = re.findall(r"```sql\n(.*?)```", part, flags=re.S)
-    if not schedule:
-        blocks = [b for b in blocks if "_cl`" not in b]
-    if not msi:
-        blocks = [b for b in blocks if "inventory_source_item`" not in b]
-    out = []
-    for block in blocks:
-        for line in block.splitlines():
-            line = line.strip()
-            if not line.startswith("GRANT "):
-                continue
-            line = line.replace("`magento`.", f"`{database}`.").replace("{prefix}", prefix)
-            out.append(line.replace("'koppel'@'localhost'", user).rstrip(";"))
-    assert out, f"no GRANT statements for {heading} in {README} section {SECTION!r}"
-    return out
 
 
 def drop_msi(conn: pymysql.connections.Connection, prefix: str) -> None:

@@ -25,7 +25,7 @@ from agent.config import ConfigError, config_from_dict, load_config
 from agent.db import DatabaseUnavailable, connect, detect, needed_tables
 from client.demo.shop import Shop
 from tests.agent.conftest import SigningClient, config_dict
-from tests.agent.test_grants import grant_statements
+from tests.agent.grants import grant_statements
 from tests.agent.test_stock import StockShop
 from tests.mariadb import MariaDB
 

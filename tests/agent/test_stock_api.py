@@ -1,4 +1,7 @@
-"""POST/GET /v1/stock and GET /v1/skus through the real Flask app and signed requests (M2 fixture, MSI)."""
+"""POST/GET /v1/stock and GET /v1/skus through the real Flask app and signed requests (M2 fixture, MSI).
+
+The agent connects as a database user holding exactly the README's grants.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 from agent.app import create_app
 from agent.config import config_from_dict
 from tests.agent.conftest import LIMITED_ID, LIMITED_SECRET, SigningClient, config_dict, make_magento
+from tests.agent.grants import GrantedUser
 from tests.agent.test_stock import StockShop
 from tests.mariadb import MariaDB
 
@@ -22,14 +26,23 @@ D = Decimal
 @pytest.fixture
 def shop(mariadb: MariaDB, database: str) -> Iterator[StockShop]:
     make_magento(mariadb, database, 2)
-    conn = mariadb.connect(database)
-    yield StockShop(conn, 2, "")
-    conn.close()
+    built = StockShop(mariadb.connect(database), 2, "", GrantedUser(mariadb, database, 2, ""))
+    yield built
+    built.close()
+
+
+def agent_data(
+    mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path, **overrides: Any
+) -> dict[str, Any]:
+    """config_dict for an agent that logs in as the shop's granted user."""
+    assert shop.granted is not None
+    login = {"user": shop.granted.name, "password": shop.granted.password}
+    return config_dict(mariadb, database, tmp_path / "state", database=login, **overrides)
 
 
 @pytest.fixture
 def client(mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path) -> SigningClient:
-    cfg = config_from_dict(config_dict(mariadb, database, tmp_path / "state"), tmp_path)
+    cfg = config_from_dict(agent_data(mariadb, shop, database, tmp_path), tmp_path)
     return SigningClient(create_app(cfg).test_client())
 
 
@@ -85,6 +98,27 @@ def test_same_request_again_returns_the_stored_answer_and_writes_nothing(
     assert replay.get_json() == first.get_json()
     assert shop.source("A") == (D(99), 1)
     assert shop.item(a)["qty"] == D(99)
+
+
+def test_the_request_ledger_outlives_the_process(
+    mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path
+) -> None:
+    """The ledger is the agent's state on disk: a restarted agent (or another worker) replays, never rewrites."""
+    a = shop.product("A", qty=1, in_stock=1, source_qty=1)
+    data = agent_data(mariadb, shop, database, tmp_path)
+    first = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+    answer = first.post("/v1/stock", body("ledger", [{"sku": "A", "qty": 6}]))
+    assert answer.status_code == 200 and shop.source("A") == (D(6), 1)
+    shop.run(f"UPDATE {shop.t('inventory_source_item')} SET quantity = 99")
+    shop.run(f"UPDATE {shop.t('cataloginventory_stock_item')} SET qty = 99 WHERE product_id = %s", (a,))
+    assert list((tmp_path / "state").iterdir()), "the ledger lives in state_dir"
+    restarted = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+    replay = restarted.post("/v1/stock", body("ledger", [{"sku": "A", "qty": 6}]))
+    assert replay.status_code == 200 and replay.get_json() == answer.get_json()
+    assert shop.source("A") == (D(99), 1) and shop.item(a)["qty"] == D(99)
+    status, code, _message = error_of(restarted.post("/v1/stock", body("ledger", [{"sku": "A", "qty": 7}])))
+    assert (status, code) == (409, "request_id_conflict")
+    assert shop.source("A") == (D(99), 1)
 
 
 def test_same_request_id_with_another_body_is_a_conflict(client: SigningClient, shop: StockShop) -> None:
@@ -180,7 +214,7 @@ def test_skus_are_paged_with_a_cursor(client: SigningClient, shop: StockShop) ->
 def test_stock_endpoints_need_the_stock_scope(
     mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path
 ) -> None:
-    data = config_dict(mariadb, database, tmp_path / "state")
+    data = agent_data(mariadb, shop, database, tmp_path)
     data["keys"] = [
         {"id": "reader", "secret": "r" * 40, "scopes": ["orders:read"]},
         {"id": LIMITED_ID, "secret": LIMITED_SECRET, "scopes": ["stock:write"]},
@@ -197,7 +231,7 @@ def test_a_missing_msi_source_is_named_and_nothing_is_written(
     mariadb: MariaDB, shop: StockShop, database: str, tmp_path: Path
 ) -> None:
     shop.product("A", qty=1, in_stock=1, source_qty=1)
-    data = config_dict(mariadb, database, tmp_path / "state", magento={"msi_source": "gone"})
+    data = agent_data(mariadb, shop, database, tmp_path, magento={"msi_source": "gone"})
     client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
     before = shop.snapshot()
     status, code, message = error_of(client.post("/v1/stock", body("src", [{"sku": "A", "qty": 3}])))

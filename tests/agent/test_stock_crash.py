@@ -1,8 +1,11 @@
-"""One push is one transaction: a connection killed halfway through a large push leaves no row changed."""
+"""One push is one transaction: a connection killed halfway through a large push leaves no row changed.
+
+The pushing connection is the agent's: a user holding exactly the README's grants.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
@@ -46,16 +49,28 @@ def fill(shop: StockShop, msi: bool) -> list[dict[str, object]]:
     return [{"sku": sku, "qty": 7} for sku in skus]
 
 
+@pytest.fixture
+def make_shop(mariadb: MariaDB, database: str) -> Iterator[Callable[[int, str], StockShop]]:
+    """build_shop for this test's database; every shop built is closed (its granted user dropped) at the end."""
+    built: list[StockShop] = []
+
+    def make(version: int, prefix: str = "") -> StockShop:
+        built.append(build_shop(mariadb, database, version, prefix))
+        return built[-1]
+
+    yield make
+    for shop in built:
+        shop.close()
+
+
 @pytest.fixture(
     params=[(1, "", False), (2, "mage_", False), (2, "", True)], ids=["m1", "m2-prefix", "m2-msi"]
 )
 def setup(
-    request: pytest.FixtureRequest, mariadb: MariaDB, database: str
-) -> Iterator[tuple[StockShop, bool]]:
+    request: pytest.FixtureRequest, make_shop: Callable[[int, str], StockShop]
+) -> tuple[StockShop, bool]:
     version, prefix, msi = request.param
-    shop = build_shop(mariadb, database, version, prefix)
-    yield shop, msi
-    shop.conn.close()
+    return make_shop(version, prefix), msi
 
 
 def test_killed_connection_mid_push_changes_nothing(
@@ -66,7 +81,7 @@ def test_killed_connection_mid_push_changes_nothing(
     magento = shop.magento("msi" if msi else "legacy", msi_mode="physical")
     before = shop.snapshot()
 
-    victim = mariadb.connect(database)
+    victim = shop.agent()
     victim.autocommit(False)
     calls: list[str] = []
 
@@ -82,7 +97,8 @@ def test_killed_connection_mid_push_changes_nothing(
     assert shop.snapshot() == before
 
     # A push on a fresh connection then writes everything.
-    fresh = mariadb.connect(database)
+    assert shop.granted is not None
+    fresh = shop.granted.connect()
     fresh.autocommit(False)
     outcome = stock.write_stock(fresh, magento, items)
     fresh.close()
@@ -91,13 +107,15 @@ def test_killed_connection_mid_push_changes_nothing(
     assert {row[3] for row in after["cataloginventory_stock_item"]} == {7}
 
 
-def test_a_locked_row_times_out_without_a_partial_write(mariadb: MariaDB, database: str) -> None:
-    shop = build_shop(mariadb, database, 1, "")
+def test_a_locked_row_times_out_without_a_partial_write(
+    mariadb: MariaDB, database: str, make_shop: Callable[[int, str], StockShop]
+) -> None:
+    shop = make_shop(1, "")
     items = fill(shop, msi=False)[:1200]
     before = shop.snapshot()
     holder = mariadb.connect(database)
     holder.autocommit(False)
-    victim = mariadb.connect(database)
+    victim = shop.agent()
     victim.autocommit(False)
     try:
         with holder.cursor() as cur:  # e.g. Magento placing an order on the last SKU of the push
@@ -117,14 +135,14 @@ def test_a_locked_row_times_out_without_a_partial_write(mariadb: MariaDB, databa
     assert shop.snapshot() == before
     # The same connection is usable again and the retry writes everything.
     assert stock.write_stock(victim, shop.magento(), items).counts()["updated"] == len(items)
-    victim.close()
-    shop.conn.close()
 
 
 @pytest.mark.parametrize(("version", "msi"), [(1, False), (2, True)], ids=["m1", "m2-msi"])
-def test_a_push_locks_only_its_own_rows(mariadb: MariaDB, database: str, version: int, msi: bool) -> None:
+def test_a_push_locks_only_its_own_rows(
+    mariadb: MariaDB, database: str, make_shop: Callable[[int, str], StockShop], version: int, msi: bool
+) -> None:
     """While a push is open, Magento can still sell the product next to the pushed ones."""
-    shop = build_shop(mariadb, database, version, "")
+    shop = make_shop(version, "")
     items = fill(shop, msi)[:1200]
     pushed, neighbour = items[:600], items[600]["sku"]
     seller = mariadb.connect(database)
@@ -155,7 +173,7 @@ def test_a_push_locks_only_its_own_rows(mariadb: MariaDB, database: str, version
         seller.commit()
         sold.append(table)
 
-    victim = mariadb.connect(database)
+    victim = shop.agent()
     victim.autocommit(False)
     magento = shop.magento("msi" if msi else "legacy", msi_mode="physical")
     try:
@@ -166,4 +184,3 @@ def test_a_push_locks_only_its_own_rows(mariadb: MariaDB, database: str, version
     # Magento sold once after every write statement of the push, none of them waiting for the push.
     assert len(sold) >= 4 and outcome.counts()["updated"] == len(pushed)
     assert shop.item(neighbour_id)["qty"] == 1 - len(sold)
-    shop.conn.close()
