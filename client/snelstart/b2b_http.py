@@ -227,8 +227,10 @@ class TokenProvider:
     def bearer(self) -> str:
         with self._lock:
             if self._token is None or self._clock() >= self._renew_at:
-                self._token, lifetime = self._fetch()
-                self._renew_at = self._clock() + max(lifetime - RENEW_MARGIN_S, 0.0)
+                self._token, lifetime, sent_at = self._fetch()
+                # The lifetime runs from when SnelStart issued the token, which is after the request left but
+                # before the answer came: counting from the send keeps the full margin however slow the answer.
+                self._renew_at = sent_at + max(lifetime - RENEW_MARGIN_S, 0.0)
             return self._token
 
     def invalidate(self, token: str) -> None:
@@ -237,10 +239,12 @@ class TokenProvider:
             if self._token == token:
                 self._token = None
 
-    def _fetch(self) -> tuple[str, float]:
+    def _fetch(self) -> tuple[str, float, float]:
+        """A new token: (token, lifetime in seconds, clock time the successful request was sent)."""
         form = {"grant_type": "clientkey", "clientkey": self._client_key.reveal()}
         for attempt in range(self._retry.attempts):
             retry_after = None
+            sent_at = self._clock()
             try:
                 resp = self._session.post(self.auth_url, data=form, timeout=self._timeout)
             except requests.RequestException as exc:
@@ -255,7 +259,7 @@ class TokenProvider:
                             f"SnelStart token endpoint {self.auth_url} gave an unreadable answer"
                         ) from exc
                     self.fetched += 1
-                    return token, lifetime
+                    return token, lifetime, sent_at
                 if resp.status_code in (400, 401, 403):
                     # Retrying a refused key only burns calls: the koppelsleutel is wrong or revoked.
                     raise AccessRefused(

@@ -70,6 +70,31 @@ def test_token_by_clientkey_renewed_60_seconds_before_expiry(b2b_fake: FakeSnelS
     assert b2b_fake.token_requests == 2
 
 
+def test_renewal_margin_counts_from_when_the_token_was_requested(b2b_fake: FakeSnelStart) -> None:
+    """A slow token answer must not eat into the 60 s: SnelStart's clock starts when it issues the token."""
+    now = [1000.0]
+
+    class SlowSession(requests.Session):
+        def post(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+            resp = super().post(*args, **kwargs)  # type: ignore[arg-type]
+            now[0] += 30  # the answer arrives 30 s after the request left
+            return resp
+
+    tokens = h.TokenProvider(
+        b2b_fake.auth_url,
+        Secret(b2b_fake.client_key),
+        SlowSession(),
+        FAST_RETRY,
+        (2, 2),
+        clock=lambda: now[0],
+    )
+    first = tokens.bearer()  # requested at 1000, valid until at most 1000 + 3600
+    now[0] = 1000 + 3600 - 60 - 0.5
+    assert tokens.bearer() == first
+    now[0] = 1000 + 3600 - 60
+    assert tokens.bearer() != first, "renewed exactly 60 s before the expiry counted from the request"
+
+
 def test_one_token_for_many_calls_and_both_headers_on_each(
     b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
 ) -> None:
