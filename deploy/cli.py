@@ -120,14 +120,20 @@ def _ask_host_key(host: str, kind: str, fingerprint: str) -> bool:
 def open_target(args: argparse.Namespace, console: Any) -> Any:
     """Connect to the server the target URL names (DeployError on failure)."""
     url = urlsplit(args.target)
+    if url.password is not None:  # checked first: the messages below repeat the target
+        raise SystemExit(
+            "koppel-agent deploy: put no password in the target; use --password-env or --ask-password"
+        )
     if url.scheme not in SCHEMES or not url.hostname or not url.username:
         raise SystemExit(
             f"koppel-agent deploy: target {args.target!r}: want ssh://USER@HOST[:PORT]/PATH or ftps://…"
         )
-    if url.password is not None:
+    try:
+        port = url.port
+    except ValueError:
         raise SystemExit(
-            "koppel-agent deploy: put no password in the target; use --password-env or --ask-password"
-        )
+            f"koppel-agent deploy: target {args.target!r}: the port must be a number from 1 to 65535"
+        ) from None
     path = unquote(url.path)
     if path in ("", "/"):
         raise SystemExit("koppel-agent deploy: the target needs a folder, e.g. ssh://user@host/~/koppel")
@@ -138,12 +144,21 @@ def open_target(args: argparse.Namespace, console: Any) -> Any:
     if url.scheme in ("ssh", "sftp"):
         from deploy.ssh import DEFAULT_RESTART, SshSettings, SshTarget
 
-        passphrase = os.environ.get(args.key_passphrase_env) if args.key_passphrase_env else None
+        if args.key is not None and not args.key.is_file():
+            raise SystemExit(f"koppel-agent deploy: --key {args.key}: no such file")
+        passphrase = None
+        if args.key_passphrase_env:
+            passphrase = os.environ.get(args.key_passphrase_env)
+            if passphrase is None:
+                raise SystemExit(
+                    f"koppel-agent deploy: --key-passphrase-env: {args.key_passphrase_env} is not set"
+                )
+            console.add_secrets([passphrase])
         settings = SshSettings(
             host=url.hostname,
             user=unquote(url.username),
             base=base,
-            port=url.port or 22,
+            port=port or 22,
             key_file=args.key,
             key_passphrase=passphrase,
             password=password,
@@ -173,7 +188,7 @@ def open_target(args: argparse.Namespace, console: Any) -> Any:
             user=unquote(url.username),
             password=password,
             base=base,
-            port=url.port or 21,
+            port=port or 21,
             tls=url.scheme == "ftps",
             ca_file=args.ca_file,
         )
@@ -198,7 +213,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return 0
         with tempfile.TemporaryDirectory(prefix="koppel-release-") as work:
             layout = "vendor" if args.target.startswith("ftp") else "venv"
-            stamp = flow.unique_stamp(new_stamp(), target.releases())
+            with flow.step(console, "inspect", "choosing the new release's name"):
+                stamp = flow.unique_stamp(new_stamp(), target.releases())
             with flow.step(console, "build", f"building release {stamp} from {args.config}"):
                 release = build_release(
                     Path(args.config), Path(work), packages=args.packages, layout=layout, stamp=stamp

@@ -74,6 +74,9 @@ def step(console: Console, name: str, what: str) -> Iterator[None]:
         yield
     except DeployError:
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C is a failed step like any other: the unfinished release is removed, current stays.
+        raise DeployError(name, "interrupted (Ctrl-C)") from None
     except ReleaseError as exc:
         raise DeployError(name, str(exc)) from exc
     except Exception as exc:  # any library error becomes a message naming the step
@@ -186,10 +189,14 @@ def deploy(
                 console.say(f"could not remove the failed release {release.stamp}: {cleanup}")
         console.say(f"deploy failed at step {exc.step}")
         raise
-    with step(console, "prune", f"keeping the newest {keep} releases"):
-        for name in prune_list(target.releases(), keep, release.stamp, previous):
-            target.remove(name)
-            console.say(f"removed release {name}")
+    try:
+        with step(console, "prune", f"keeping the newest {keep} releases"):
+            for name in prune_list(target.releases(), keep, release.stamp, previous):
+                target.remove(name)
+                console.say(f"removed release {name}")
+    except DeployError:
+        console.say(f"release {release.stamp} is deployed and running; only removing old releases failed")
+        raise
     console.say(f"deployed {release.stamp}" + (f" (previous: {previous})" if previous else ""))
     return release.stamp
 

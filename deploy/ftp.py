@@ -139,10 +139,14 @@ class FtpTarget:
         return out.getvalue()
 
     def _replace(self, source: str, dest: str) -> None:
+        # RNFR and RNTO one by one: only a refused RNTO (some servers will not rename onto an existing
+        # file) may delete dest first - a short gap, never a half file. A refused RNFR leaves dest alone.
+        reply = self.ftp.sendcmd(f"RNFR {source}")
+        if not reply.startswith("3"):
+            raise ftplib.error_reply(reply)
         try:
-            self.ftp.rename(source, dest)
+            self.ftp.voidcmd(f"RNTO {dest}")
         except ftplib.error_perm:
-            # Some servers refuse RNTO onto an existing file: then delete first (a short gap, no half file).
             self.ftp.delete(dest)
             self.ftp.rename(source, dest)
 
@@ -206,10 +210,7 @@ class FtpTarget:
             except (OSError, ftplib.Error):
                 pass
             raise
-        entry = posixpath.join(self.base, "passenger_wsgi.py")
-        self._store(entry + ".tmp", PASSENGER_ENTRY.read_bytes())
-        self._replace(entry + ".tmp", entry)
-        console.say(f"uploaded {count} files to {self._release(release.stamp)} and passenger_wsgi.py")
+        console.say(f"uploaded {count} files to {self._release(release.stamp)}")
 
     def _put_file(self, local: Path, remote: str, secret: bool) -> None:
         if secret:
@@ -231,6 +232,12 @@ class FtpTarget:
         )
 
     def switch(self, stamp: str) -> None:
+        # The entry is the same for every release; written here, not at upload, so that a deploy failing
+        # before the switch leaves the application root exactly as it was.
+        entry = posixpath.join(self.base, "passenger_wsgi.py")
+        if self._read(entry) != PASSENGER_ENTRY.read_bytes():
+            self._store(entry + ".tmp", PASSENGER_ENTRY.read_bytes())
+            self._replace(entry + ".tmp", entry)
         pointer = posixpath.join(self.base, POINTER)
         self._store(pointer + ".tmp", f"releases/{self._release(stamp).rsplit('/', 1)[1]}\n".encode())
         self._replace(pointer + ".tmp", pointer)

@@ -219,7 +219,14 @@ def prepare_config(source: Path, release: Release) -> None:
     except FileNotFoundError:
         raise ReleaseError(f"{source}: configuration file not found") from None
     except yaml.YAMLError as exc:
-        raise ReleaseError(f"{source}: not valid YAML: {exc}") from None
+        # Not str(exc): PyYAML quotes the offending line, which may be a password or a key's secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            problem += f" {context} that starts on line {context_mark.line + 1}"
+        raise ReleaseError(f"{source}{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ReleaseError(f"{source}: agent.yml must be a mapping of keys to values")
     for section, name in _secret_fields(data):

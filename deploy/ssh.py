@@ -24,6 +24,10 @@ from deploy.release import SHARED_DIR, Release, is_release_name
 # Matches deploy/koppel-agent.service and the sudoers line in README.md ("Deploy the agent").
 DEFAULT_RESTART = "sudo -n systemctl restart koppel-agent"
 PIP_TIMEOUT = 900
+ENV_FILE_PROBLEM = (
+    "{} is not a list of KEY=value lines that sh can read (sh's message is not shown: it would repeat the "
+    "line, values and all); put values with spaces or $ in single quotes"
+)
 
 
 class HostKeyError(Exception):
@@ -107,15 +111,39 @@ class SshTarget:
     def close(self) -> None:
         self.client.close()
 
+    def _load_key(self) -> paramiko.PKey | None:
+        """The --key, opened here so that a key problem is not mistaken for a refused login."""
+        path, passphrase = self.s.key_file, self.s.key_passphrase
+        if path is None:
+            return None
+        try:
+            key = paramiko.PKey.from_path(path, passphrase.encode() if passphrase else None)
+        except OSError as exc:
+            raise DeployError("connect", f"cannot read the key {path}: {exc.strerror}") from None
+        except TypeError:  # what paramiko raises for an encrypted key opened without a passphrase
+            raise DeployError(
+                "connect", f"the key {path} is encrypted: give its passphrase with --key-passphrase-env VAR"
+            ) from None
+        except (ValueError, paramiko.SSHException):
+            if passphrase:
+                raise DeployError(
+                    "connect", f"the key {path} does not open with that passphrase (or is not a private key)"
+                ) from None
+            raise DeployError("connect", f"{path} is not a private key koppel can read") from None
+        certificate = Path(f"{path}-cert.pub")
+        if certificate.exists():  # what OpenSSH (and paramiko's key_filename) would use with it
+            key.load_certificate(str(certificate))
+        return key
+
     def _connect(self) -> None:
         settings = self.s
+        key = self._load_key()
         try:
             self.client.connect(
                 settings.host,
                 port=settings.port,
                 username=settings.user,
-                key_filename=str(settings.key_file) if settings.key_file else None,
-                passphrase=settings.key_passphrase,
+                pkey=key,
                 password=settings.password,
                 look_for_keys=settings.key_file is None and settings.password is None,
                 allow_agent=settings.password is None,
@@ -148,13 +176,15 @@ class SshTarget:
         channel.settimeout(timeout)
         channel.exec_command("sh -c " + shlex.quote(script))
         chunks = []
-        while True:
-            data = channel.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-        status = channel.recv_exit_status()
-        channel.close()
+        try:
+            while True:
+                data = channel.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+            status = channel.recv_exit_status()
+        finally:
+            channel.close()
         return status, b"".join(chunks).decode("utf-8", "replace")
 
     def _must(self, step: str, script: str, what: str, timeout: float = 120) -> str:
@@ -238,12 +268,28 @@ class SshTarget:
         q = shlex.quote
         release = self._release(stamp)
         offline = "--no-index --find-links wheels" if self._exists(posixpath.join(release, "wheels")) else ""
+        env_file = posixpath.join(self.base, SHARED_DIR, "agent.env")
         self._must(
             "prepare",
             f"{q(self.s.python)} -c 'import sys; sys.exit(sys.version_info < (3, 11))' || "
             f'{{ echo "{self.s.python} on the server is $({q(self.s.python)} -V 2>&1); koppel needs 3.11 or '
             'newer: give --python python3.11 (or newer)"; exit 1; }',
             "looking for Python 3.11+ on the server",
+        )
+        # The check reads shared/agent.env with sh. sh's complaints about a line quote that line, which may
+        # hold a password: so read it here once with the messages thrown away, and stop if there were any.
+        self._must(
+            "prepare",
+            f"if [ -f {q(env_file)} ]; then\n"
+            f"  if [ ! -r {q(env_file)} ]; then\n"
+            f'    echo {q(env_file)}" cannot be read by user $(id -un), so the check would miss its variables"\n'
+            "    exit 1\n"
+            "  fi\n"
+            f'  if [ -n "$( (set -a; . {q(env_file)}) 2>&1 >/dev/null)" ]; then\n'
+            f"    echo {q(ENV_FILE_PROBLEM.format(env_file))}; exit 1\n"
+            "  fi\n"
+            "fi",
+            f"reading {env_file}",
         )
         console.say("building the virtual environment (python -m venv, pip install -r requirements.txt)")
         self._must(
@@ -259,11 +305,10 @@ class SshTarget:
             timeout=PIP_TIMEOUT,
         )
         console.say("running koppel-agent check on the server")
-        env_file = posixpath.join(self.base, SHARED_DIR, "agent.env")
         output = self._must(
             "check",
             f"cd {q(release)} || exit 1\n"
-            f"if [ -f {q(env_file)} ]; then set -a; . {q(env_file)}; set +a; fi\n"
+            f"if [ -f {q(env_file)} ]; then set -a; . {q(env_file)} 2>/dev/null; set +a; fi\n"
             "exec venv/bin/python -m agent check --config agent.yml",
             "koppel-agent check on the server",
         )

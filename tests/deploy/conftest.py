@@ -25,6 +25,9 @@ from tests.agent.conftest import make_magento
 from tests.mariadb import MariaDB, free_port
 
 SSHD = Path("/usr/sbin/sshd")
+UNIT_FILE = Path(__file__).resolve().parents[2] / "deploy" / "koppel-agent.service"
+UNIT_BASE = "/home/koppel/koppel"  # the base folder the shipped unit is written for
+UNIT_BIND = "127.0.0.1:8080"
 INSTALL_HINT = (
     "the deploy tests start a real OpenSSH server: apt-get install openssh-server (./run test does it)"
 )
@@ -44,6 +47,28 @@ def wait_port(port: int, timeout: float = 20) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s") from None
             time.sleep(0.1)
+
+
+def read_unit(path: Path = UNIT_FILE) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit file as {section: {key: [values]}}: comments dropped, backslash-continued lines joined."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1].rstrip() + " "
+            continue
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not KEY=value: {line!r}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
 
 
 # --- database and agent.yml --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ a rollback, pruning, and no secret in the output."""
 
 from __future__ import annotations
 
+import ftplib
 import json
 import logging
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main as agent_main
+from deploy.ftp import FtpSettings, FtpTarget
 from tests.deploy.conftest import SERVER_PYTHON, FtpServer, ShopDatabase, secrets_of
 
 # Passenger's part, played by a bare interpreter (-I -S: no site-packages at all, so every package the
@@ -95,7 +97,30 @@ def test_ftps_deploy_second_release_rollback_and_prune(
     assert (root / "tmp" / "restart.txt").read_text() != restarted
     assert passenger_health(root)[2].endswith(second)
 
+    # An upload that breaks halfway: CURRENT, passenger_wsgi.py and the releases stay as they were.
+    entry = (root / "passenger_wsgi.py").read_bytes()
+    (root / "passenger_wsgi.py").write_bytes(entry + b"# as an older koppel wrote it\n")
+    calls = {"n": 0}
+    real_put = FtpTarget._put_file
+
+    def breaking_put(self: FtpTarget, local: Path, remote: str, secret: bool) -> None:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise ConnectionResetError("connection lost (injected)")
+        real_put(self, local, remote, secret)
+
+    monkeypatch.setattr(FtpTarget, "_put_file", breaking_put)
+    assert deploy(ftps, *args) == 1
+    out = capsys.readouterr().out
+    monkeypatch.setattr(FtpTarget, "_put_file", real_put)
+    assert "failed at step upload" in out and "connection lost (injected)" in out
+    assert (root / "CURRENT").read_text().strip() == second
+    assert (root / "passenger_wsgi.py").read_bytes() == entry + b"# as an older koppel wrote it\n"
+    assert {p.name for p in (root / "releases").iterdir()} == {first[9:], second[9:]}
+    assert passenger_health(root)[2].endswith(second)
+
     assert deploy(ftps, "--rollback") == 0
+    assert (root / "passenger_wsgi.py").read_bytes() == entry, "the switch writes koppel's own entry"
     assert f"rolled back to {first[9:]} (was {second[9:]})" in capsys.readouterr().out
     assert (root / "CURRENT").read_text().strip() == first
     status, _, release = passenger_health(root)
@@ -118,3 +143,31 @@ def test_plain_ftp_is_refused_without_the_explicit_flag(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as exc:
         agent_main(["deploy", "ftp://someone@127.0.0.1:1/koppel", "--config", "agent.yml"])
     assert "unencrypted" in str(exc.value)
+
+
+def test_a_rename_whose_source_is_missing_leaves_the_destination(ftps: FtpServer) -> None:
+    """The pointer switch falls back to delete-then-rename only when RNTO is refused, never when RNFR is."""
+    folder = ftps.home / "rename"
+    folder.mkdir()
+    (folder / "CURRENT").write_text("releases/20260101T000000Z\n")
+    target = FtpTarget(
+        FtpSettings("127.0.0.1", ftps.user, ftps.password, "/rename", port=ftps.port, ca_file=ftps.ca_file)
+    )
+    try:
+        with pytest.raises(ftplib.error_perm):
+            target._replace("/rename/CURRENT.tmp", "/rename/CURRENT")
+        assert (folder / "CURRENT").read_text() == "releases/20260101T000000Z\n"
+        target.switch("20260202T000000Z")
+    finally:
+        target.close()
+    assert (folder / "CURRENT").read_text() == "releases/20260202T000000Z\n"
+    assert not (folder / "CURRENT.tmp").exists() and (folder / "passenger_wsgi.py").exists()
+
+
+def test_a_password_in_the_target_is_refused_without_repeating_it() -> None:
+    for target in ("ftps://someone:Pw-in-url-123456@127.0.0.1/koppel", "ftpx://someone:Pw-in-url-123456@h/k"):
+        with pytest.raises(SystemExit) as exc:
+            agent_main(["deploy", target, "--config", "agent.yml"])
+        assert "put no password in the target" in str(exc.value) and "Pw-in-url" not in str(exc.value)
+    with pytest.raises(SystemExit, match="the port must be a number"):
+        agent_main(["deploy", "ftps://someone@127.0.0.1:port/koppel", "--config", "agent.yml"])

@@ -187,3 +187,11 @@ def test_proxy_refuses_bodies_above_the_limit(proxy: tuple[str, Path]) -> None:
     # Above it, the proxy answers itself and the agent never sees the body.
     r = session.post(base + "/koppel/v1/stock", data=b"x" * 2_300_000, timeout=30)
     assert r.status_code == 413 and "body_too_large" not in r.text
+
+    # Without Content-Length (chunked), the proxy refuses it too: nginx counts (413), Apache cannot (411).
+    def chunks() -> Iterator[bytes]:
+        for _ in range(230):
+            yield b"x" * 10_000
+
+    r = session.post(base + "/koppel/v1/stock", data=chunks(), timeout=30)
+    assert r.status_code in (411, 413) and '"error"' not in r.text, (r.status_code, r.text[:200])

@@ -79,6 +79,14 @@ def test_bad_inputs_are_named(agent_yml: Path, tmp_path: Path) -> None:
     bad.write_text("keys: [unclosed\n")
     with pytest.raises(ReleaseError, match="not valid YAML"):
         build_release(bad, tmp_path / "b")
+    # PyYAML's own message quotes the broken line; here that line is the key's secret.
+    unclosed = tmp_path / "unclosed.yml"
+    unclosed.write_text(agent_yml.read_text().replace(f"secret: {KEY_SECRET}", f'secret: "{KEY_SECRET}'))
+    with pytest.raises(
+        ReleaseError, match=r"not valid YAML: .* quoted scalar that starts on line \d+"
+    ) as exc:
+        build_release(unclosed, tmp_path / "b2")
+    assert KEY_SECRET[-24:] not in str(exc.value)  # not even its random part
     outside = agent_yml.parent / "sub" / "outside.yml"
     outside.parent.mkdir()
     outside.write_text(agent_yml.read_text().replace("./support.secret", "../support.secret"))

@@ -17,27 +17,46 @@ from agent.cli import main as agent_main
 from deploy.ssh import SshTarget
 from tests.deploy.conftest import (
     SERVER_PYTHON,
+    UNIT_BASE,
+    UNIT_BIND,
     ShopDatabase,
     SshServer,
+    read_unit,
     secrets_of,
     stop_pidfile,
 )
 from tests.mariadb import free_port
 
-# What a VPS does with systemd, done with a pid file: stop the running agent, start the one `current` names.
+# What systemd does with deploy/koppel-agent.service, done with a pid file: stop the running agent, then start
+# the unit's own ExecStart (its paths moved to this base folder, its port to a free one) in its
+# WorkingDirectory, with its EnvironmentFile.
 RESTART_SCRIPT = """#!/bin/sh
-cd "$(dirname "$0")" || exit 1
-if [ -f shared/agent.pid ]; then
-    pid=$(cat shared/agent.pid)
+base="$(cd "$(dirname "$0")" && pwd)"
+if [ -f "$base/shared/agent.pid" ]; then
+    pid=$(cat "$base/shared/agent.pid")
     kill -TERM "$pid" 2>/dev/null
     n=0
     while kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
 fi
-setsid current/venv/bin/python -m agent serve --config current/agent.yml --bind 127.0.0.1:{port} \\
-    --workers 1 --threads 2 </dev/null >>shared/agent.log 2>&1 &
-echo $! > shared/agent.pid
+cd {workdir} || exit 1
+if [ -f {env_file} ]; then set -a; . {env_file}; set +a; fi
+setsid {exec_start} </dev/null >>"$base/shared/agent.log" 2>&1 &
+echo $! > "$base/shared/agent.pid"
 echo "agent started as process $!"
 """
+
+
+def restart_script(base: Path, port: int) -> str:
+    service = read_unit()["Service"]
+
+    def here(value: str) -> str:
+        return value.replace(UNIT_BASE, str(base)).replace(UNIT_BIND, f"127.0.0.1:{port}")
+
+    return RESTART_SCRIPT.format(
+        workdir=here(service["WorkingDirectory"][0]),
+        env_file=here(service["EnvironmentFile"][0].removeprefix("-")),
+        exec_start=here(service["ExecStart"][0]),
+    )
 
 
 @pytest.fixture
@@ -47,7 +66,7 @@ def server(sshd: SshServer, tmp_path: Path) -> Iterator[tuple[Path, int]]:
     (base / "shared").mkdir(parents=True)
     port = free_port()
     script = base / "restart.sh"
-    script.write_text(RESTART_SCRIPT.format(port=port), encoding="utf-8")
+    script.write_text(restart_script(base, port), encoding="utf-8")
     script.chmod(0o755)
     yield base, port
     stop_pidfile(base / "shared" / "agent.pid")
@@ -139,6 +158,7 @@ def test_deploy_second_release_broken_upload_and_rollback(
     assert not (release / "wheels").exists()
     assert requests.get(health, timeout=10).status_code == 200
     assert (base / "shared" / "agent-state").is_dir(), "state_dir lives outside the releases"
+    assert "Using worker: gthread" in (base / "shared" / "agent.log").read_text()
     pid1 = agent_pid(base)
 
     # Secrets reached the server, but not the deploy's output or logs.
@@ -190,6 +210,21 @@ def test_deploy_second_release_broken_upload_and_rollback(
     assert sorted(p.name for p in (base / "releases").iterdir()) == sorted([first[9:], second[9:]])
     assert agent_pid(base) == pid2
     assert requests.get(health, timeout=10).status_code == 200
+
+    # Ctrl-C while the server prepares the new release: the same, named as the step it stopped.
+    def interrupted(self: SshTarget, stamp: str, console: object) -> None:
+        assert (base / "releases" / stamp).is_dir()  # uploaded in full, then stopped
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SshTarget, "prepare", interrupted)
+    lean = [a if a != "local" else "pypi" for a in common]
+    assert deploy(sshd, base, known, *lean) == 1
+    out = capsys.readouterr().out
+    monkeypatch.undo()
+    assert "failed at step prepare: interrupted (Ctrl-C)" in out
+    assert current(base) == second
+    assert sorted(p.name for p in (base / "releases").iterdir()) == sorted([first[9:], second[9:]])
+    assert agent_pid(base) == pid2
 
     # 4. Rollback: back to the first release, restarted.
     assert (
@@ -257,4 +292,134 @@ def test_too_old_python_on_the_server_stops_at_prepare(
     )
     out = capsys.readouterr().out
     assert "failed at step prepare" in out and "is Python 3.8.10; koppel needs 3.11 or newer" in out
+    assert list((base / "releases").iterdir()) == [] and not (base / "current").exists()
+
+
+def _at_a_terminal(argv: list[str], answer: str, timeout: float = 60) -> tuple[int, str]:
+    """Run koppel-agent with a pseudo-terminal as stdin/stdout; type ``answer`` when it asks."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "koppel-agent"), *argv],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and b"[yes/no]" in seen:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    assert answered, seen.decode(errors="replace")
+    return code, seen.decode(errors="replace")
+
+
+def test_unknown_host_key_confirmed_at_a_terminal(sshd: SshServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    argv = [
+        "deploy",
+        f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{sshd.root / 'terminal'}",
+        "--key",
+        str(sshd.client_key),
+        "--known-hosts",
+        str(known),
+        "--list",
+    ]
+    code, out = _at_a_terminal(argv, "no")
+    assert code == 1 and f"fingerprint\r\n    {sshd.host_fingerprint}" in out, out
+    assert "failed at step connect" in out and not known.exists()
+
+    code, out = _at_a_terminal(argv, "yes")
+    assert code == 0 and "no releases on the server yet" in out, out
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known.read_text()
+    # Recorded: the next run asks nothing (it would hang waiting, or fail, if it did).
+    assert deploy(sshd, sshd.root / "terminal", known, "--list") == 0
+
+
+def test_key_passphrase_and_password_never_reach_the_output(
+    sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    passphrase = "key-passphrase-" + os.urandom(8).hex()
+    key = tmp_path / "locked_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(key)], check=True)
+    with (sshd.client_key.parent / "authorized_keys").open("a") as keys:
+        keys.write(key.with_suffix(".pub").read_text())
+    known = tmp_path / "known_hosts"
+    target = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{sshd.root / 'locked'}"
+    trust = ["--known-hosts", str(known), "--accept-host-key", sshd.host_fingerprint, "--list"]
+
+    monkeypatch.setenv("KOPPEL_TEST_KEY_PASSPHRASE", passphrase)
+    unlocked = ["deploy", target, "--key", str(key), "--key-passphrase-env", "KOPPEL_TEST_KEY_PASSPHRASE"]
+    assert agent_main([*unlocked, *trust]) == 0
+    assert "no releases on the server yet" in capsys.readouterr().out
+
+    # An encrypted key without its passphrase, or with a wrong one: said plainly, at step connect.
+    assert agent_main(["deploy", target, "--key", str(key), *trust]) == 1
+    out = capsys.readouterr().out
+    assert "failed at step connect" in out and "--key-passphrase-env" in out, out
+    wrong = "wrong-passphrase-" + os.urandom(8).hex()
+    monkeypatch.setenv("KOPPEL_TEST_KEY_PASSPHRASE", wrong)
+    assert agent_main([*unlocked, *trust]) == 1
+    out = capsys.readouterr().out
+    assert "failed at step connect" in out and "passphrase" in out and wrong not in out, out
+
+    with pytest.raises(SystemExit, match="no such file"):
+        agent_main(["deploy", target, "--key", str(tmp_path / "no_key"), *trust])
+
+    # A password login this server does not allow: refused, named, and the password nowhere.
+    password = "ssh-password-" + os.urandom(8).hex()
+    monkeypatch.setenv("KOPPEL_TEST_SSH_PASSWORD", password)
+    assert agent_main(["deploy", target, "--password-env", "KOPPEL_TEST_SSH_PASSWORD", *trust]) == 1
+    out = capsys.readouterr()
+    assert "failed at step connect" in out.out and "refused the login" in out.out, out.out
+    assert password not in out.out + out.err and passphrase not in out.out + out.err
+
+
+def test_an_agent_env_sh_cannot_read_stops_without_repeating_its_lines(
+    sshd: SshServer,
+    server: tuple[Path, int],
+    agent_yml: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base, _ = server
+    hidden = "envsecret" + os.urandom(6).hex()
+    # Unquoted, so sh runs the second word as a command and would say "<word>: not found".
+    (base / "shared" / "agent.env").write_text(f"KOPPEL_DB_PASSWORD=first {hidden}\n")
+    args = ["--config", str(agent_yml), "--packages", "pypi", "--restart-command", "./restart.sh"]
+    assert (
+        deploy(sshd, base, tmp_path / "known_hosts", *args, "--accept-host-key", sshd.host_fingerprint) == 1
+    )
+    out = capsys.readouterr()
+    assert "failed at step prepare" in out.out and "agent.env is not a list of KEY=value lines" in out.out
+    assert hidden not in out.out + out.err
     assert list((base / "releases").iterdir()) == [] and not (base / "current").exists()
