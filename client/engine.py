@@ -1,13 +1,14 @@
 """One import run for one profile: Magento orders from the agent → SnelStart sales orders, exactly once.
 
 Top to bottom a run (1) retries the failed orders and re-checks the deferred ones by id, (2) pages new orders
-from the cursor, (3) per order: skip what the ledger has, defer or ignore by state, else prepare (rules), mark
-pending, create, mark done, (4) moves the cursor after each fully handled page. Locking and scheduling are the
-CLI's job.
+from the cursor, (3) per order: skip what the ledger has done, settle a pending create, defer or ignore by state,
+else prepare (rules), mark pending, create, mark done, (4) moves the cursor after each fully handled page.
+Locking and scheduling are the CLI's job.
 
 Why exactly once holds: the ledger entry is committed as ``pending`` before SnelStart is asked to create the
 order and as ``done`` after. A crash between the two leaves ``pending``; the next run then looks the order up
-by betalingskenmerk (the Magento order number) and adopts what it finds instead of creating a second one.
+by betalingskenmerk (the Magento order number) and adopts what it finds instead of creating a second one, even
+when the order has been canceled meanwhile (the ledger must say what SnelStart holds).
 The cursor only moves past a page whose every order reached a final state (done, failed, deferred, ignored),
 so a run stopped by a transient error (agent down, SnelStart unreachable) re-reads that page next time and the
 ledger skips what was already done.
@@ -204,6 +205,11 @@ class OrderImporter:
                 "debug", f"Magento order {number}: already imported, skipped", essential=False, order=number
             )
             return "skipped"
+        if entry is not None and entry.state == "pending":
+            settled = self._guarded(order, lambda: self._settle_pending(order))
+            if settled is not None:
+                return settled
+            entry = None  # not in SnelStart: the interrupted create never happened
         magento_state = order.get("state")
         if magento_state in self.defer_states and entry is None:
             if self.too_old(order):
@@ -240,7 +246,9 @@ class OrderImporter:
                 order=number,
             )
             return "ignored"
-        return self._import_guarded(order, entry)
+        outcome = self._guarded(order, lambda: self._import(order))
+        assert outcome is not None  # an import always ends in an outcome
+        return outcome
 
     def _forget(self, eid: int) -> None:
         if not self.dry_run:
@@ -255,11 +263,12 @@ class OrderImporter:
         return "dropped"
 
     # -- import ----------------------------------------------------------------------------------------
-    def _import_guarded(self, order: dict, entry: Any) -> str:
+    def _guarded(self, order: dict, step: Callable[[], str | None]) -> str | None:
+        """Run one step for the order; what goes wrong fails this order only (a transient outage stops the run)."""
         number = str(order["number"])
         detail = None
         try:
-            return self._import(order, entry)
+            return step()
         except SnelStartUnavailable as exc:
             raise _Transient(f"SnelStart is not available: {exc}") from exc
         except (self._order_failure, SnelStartRefusal) as exc:
@@ -276,17 +285,37 @@ class OrderImporter:
         )
         return "failed"
 
-    def _import(self, order: dict, entry: Any) -> str:
+    def _settle_pending(self, order: dict) -> str | None:
+        """A create of an earlier run whose outcome is unknown (the run died, or SnelStart did not answer, between
+        the request and the record of its answer) is looked up by betalingskenmerk before anything else, whatever
+        the order's Magento state is now: what SnelStart holds is adopted; what it does not hold was never created,
+        and the mark goes. Returns the outcome when the order is settled, None to handle it as new."""
+        eid, number = int(order["id"]), str(order["number"])
+        _, free = self._unowned(order, self.backend.verkooporders_by_betalingskenmerk(number))
+        if not free:
+            if not self.dry_run:
+                self.state.ledger_clear_pending(self.name, eid)
+            return None
+        self._done(order, free[0], self._relatiecode(free[0]), "adopted")
+        magento_state = order.get("state")
+        if magento_state in self.defer_states or not self.eligible(magento_state):
+            self.log(
+                "warning",
+                f"Magento order {number} is now {magento_state}; SnelStart verkooporder {free[0].nummer} was "
+                "created for it before; check that one in SnelStart (koppel does not change it)",
+                essential=True,
+                order=number,
+            )
+        return "imported"
+
+    def _import(self, order: dict) -> str:
         eid, number = int(order["id"]), str(order["number"])
         self.current_order = order
         kenmerk = number
-        pending = entry is not None and entry.state == "pending"
-        if pending or self.unique_reference:
+        if self.unique_reference:
             found = self.backend.verkooporders_by_betalingskenmerk(kenmerk)
             if found:
-                outcome = self._existing(order, found, pending=pending)
-                if outcome is not None:
-                    return outcome
+                return self._existing(order, found)
 
         # In a dry run the backend is the in-memory overlay, so the rules run exactly as for real.
         prepared = self._prepare_order(order, self.profile, self.backend, dry_run=False, zone=self.zone)
@@ -348,21 +377,13 @@ class OrderImporter:
             order=number,
         )
 
-    def _existing(self, order: dict, found: list[Verkooporder], *, pending: bool) -> str | None:
-        """Decide about SnelStart orders that already carry this order's betalingskenmerk.
+    def _existing(self, order: dict, found: list[Verkooporder]) -> str:
+        """``orders.unique_payment_reference``: SnelStart orders already carry this order's betalingskenmerk.
 
-        Returns the outcome when the order needs no create, None to go on and create it.
+        Returns "skipped" when one of them is this order (entered before koppel ran); fails the order otherwise.
         """
         eid, number = int(order["id"]), str(order["number"])
-        owners = {o.id: self.state.ledger_by_snelstart_id(self.name, o.id) for o in found}
-        free = [o for o in found if owners[o.id] is None or owners[o.id].entity_id == eid]
-        free.sort(key=lambda o: not self._same_order(o, order))
-        if pending and free:
-            # Our own create from a run that died before it could record the outcome.
-            self._done(order, free[0], self._relatiecode(free[0]), "adopted")
-            return "imported"
-        if not self.unique_reference:
-            return None
+        owners, free = self._unowned(order, found)
         if free and self._same_order(free[0], order):
             self._done(order, free[0], self._relatiecode(free[0]), "already_imported")
             return "skipped"
@@ -378,6 +399,14 @@ class OrderImporter:
             f"total {order.get('totals', {}).get('grand_total')}, created {order.get('created_at')}). Two stores "
             "share this order number: import it by hand, or turn orders.unique_payment_reference off"
         )
+
+    def _unowned(self, order: dict, found: list[Verkooporder]) -> tuple[dict[str, Any], list[Verkooporder]]:
+        """(ledger owner per SnelStart order, the ones no other Magento order owns, the likeliest first)."""
+        eid = int(order["id"])
+        owners = {o.id: self.state.ledger_by_snelstart_id(self.name, o.id) for o in found}
+        free = [o for o in found if owners[o.id] is None or owners[o.id].entity_id == eid]
+        free.sort(key=lambda o: not self._same_order(o, order))
+        return owners, free
 
     def _same_order(self, found: Verkooporder, order: dict) -> bool:
         """Is a SnelStart order with this betalingskenmerk plausibly this Magento order? Total and date."""

@@ -233,19 +233,26 @@ def _prepare_and_create(config, local_admin, order_doc):
         return backend.create_verkooporder(prepared.verkooporder)
 
 
+def interrupted_creates(shop, config, local_admin, agent_server, prefix: str):  # noqa: ANN001, ANN201
+    """Two orders (numbers prefix + 1, prefix + 2) whose run died after the pending mark: SnelStart committed
+    the first (before the ledger could say done), the second never reached it. Returns (id 1, id 2, order 1)."""
+    first = shop.order(items=[ITEM], number=f"{prefix}1", billing=guest("a@example.org"), age_seconds=900)
+    second = shop.order(items=[ITEM], number=f"{prefix}2", billing=guest("b@example.org"), age_seconds=800)
+    with agent_server.client() as agent:
+        doc = agent.order(first)
+    with state_of(config) as state:
+        for entity_id, number in ((first, f"{prefix}1"), (second, f"{prefix}2")):
+            state.ledger_mark_pending("shop", entity_id, number=number, betalingskenmerk=number)
+    return first, second, _prepare_and_create(config, local_admin, doc)
+
+
 def test_pending_with_order_in_snelstart_is_adopted_not_created_again(
     shop, products, client_config, local_admin, agent_server
 ):
     config = client_config()
-    created_first = shop.order(items=[ITEM], number="370000001", billing=guest("a@example.org"))
-    pending_only = shop.order(items=[ITEM], number="370000002", billing=guest("b@example.org"))
-    with agent_server.client() as agent:
-        doc = agent.order(created_first)
-    # A run that died after SnelStart committed the order but before the ledger said done:
-    with state_of(config) as state:
-        state.ledger_mark_pending("shop", created_first, number="370000001", betalingskenmerk="370000001")
-        state.ledger_mark_pending("shop", pending_only, number="370000002", betalingskenmerk="370000002")
-    made = _prepare_and_create(config, local_admin, doc)
+    created_first, pending_only, made = interrupted_creates(
+        shop, config, local_admin, agent_server, "37000000"
+    )
 
     # Adoption must not depend on orders.unique_payment_reference: run with the check off.
     result = run_import(client_config(orders={"unique_payment_reference": False}), "shop")
@@ -447,3 +454,69 @@ def test_koppel_run_logs_every_line_under_its_task(shop, products, client_config
     assert len(per_order) >= 4 and any("SnelStart verkooporder" in e.message for e in per_order)
     assert any(e.message.startswith("shop: imported 2") for e in entries)
     assert {e.task for e in entries} == {"import_orders"}, [(e.task, e.message) for e in entries]
+
+
+def test_an_interrupted_create_is_settled_even_when_the_order_changed_state_meanwhile(
+    shop, products, client_config, local_admin, agent_server
+):
+    """A run died between asking SnelStart and recording the answer; before the next run the shop canceled
+    the order. SnelStart's answer is looked up all the same: the ledger must say what SnelStart holds."""
+    config = client_config()
+    created, never, made = interrupted_creates(shop, config, local_admin, agent_server, "39600000")
+    set_state(shop, created, "canceled")
+    set_state(shop, never, "canceled")
+
+    result = run_import(config, "shop")
+
+    assert result.ok and (result.imported, result.ignored, result.failed) == (1, 1, 0)
+    assert snelstart_orders(local_admin).get("396000001") == 1  # held once, not created again
+    assert "396000002" not in snelstart_orders(local_admin)  # canceled before its create: never made
+    with state_of(config) as state:
+        adopted = state.ledger_get("shop", created)
+        assert (adopted.state, adopted.how, adopted.snelstart_id) == ("done", "adopted", made.id)
+        assert state.ledger_get("shop", never) is None  # the stale pending mark is gone
+        assert state.ledger_entries("shop", state="pending") == []
+    log = essentials(config)
+    assert any("396000001" in m and "not created twice" in m for m in log)
+    assert any("396000001 is now canceled" in m and f"verkooporder {made.nummer}" in m for m in log)
+
+
+def test_a_snelstart_refusal_fails_that_order_only_and_is_retried(
+    shop, products, client_config, local_admin, agent_server
+):
+    """Article 0999 is nonactief in the sample administration; SnelStart refuses an order line on it."""
+    shop.product("0999", "Filterhouder")
+    config = client_config()
+    refused = shop.order(
+        items=[{"sku": "0999", "price": "9.9174"}], number="397000001", billing=guest("a@example.org"),
+        age_seconds=900,
+    )  # fmt: skip
+    shop.order(items=[ITEM], number="397000002", billing=guest("b@example.org"), age_seconds=800)
+
+    first = run_import(config, "shop")
+
+    assert first.ok and (first.imported, first.failed) == (1, 1)
+    ((number, reason),) = first.failures
+    assert number == "397000001" and "'0999' is nonactief" in reason
+    assert (
+        "397000001" not in snelstart_orders(local_admin) and snelstart_orders(local_admin)["397000002"] == 1
+    )
+    with state_of(config) as state:
+        assert state.ledger_get("shop", refused) is None  # refused means not created: no pending mark left
+        (failed,) = state.failed_list("shop")
+        assert failed.entity_id == refused and "nonactief" in failed.reason
+        cursor = state.get_cursor("shop")
+    assert cursor is not None
+    with agent_server.client() as agent:
+        assert agent.orders(after=cursor)["orders"] == []  # the cursor moved past both orders
+    assert any("Magento order 397000001 failed:" in m and "nonactief" in m for m in essentials(config))
+
+    with LocalBackend(local_admin) as backend:
+        (artikel,) = backend.artikelen_by_code("0999")
+        artikel.is_non_actief = False
+        backend.update_artikel(artikel)
+    second = run_import(config, "shop")
+    assert second.ok and (second.imported, second.failed) == (1, 0)
+    assert snelstart_orders(local_admin)["397000001"] == 1
+    with state_of(config) as state:
+        assert state.failed_list("shop") == [] and state.ledger_get("shop", refused).state == "done"
