@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,48 @@ def test_example_is_complete_and_valid(tmp_path):
                 "recipes", "shipping_costs", "discount", "payment_costs", "default_article", "import_states",
                 "defer_states", "defer_days"):  # fmt: skip
         assert key in orders, key
+
+
+SPEC = REPO.parent / "shared" / "docs" / "SPEC.md"
+
+
+def key_paths(node: object, prefix: str = "") -> set[str]:
+    """Every key path of a YAML mapping (``profiles[0].orders.lines``); a list contributes its items."""
+    paths: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths |= {path} | key_paths(value, path)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            paths |= key_paths(value, f"{prefix}[{index}]")
+    return paths
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"SPEC.md not found at {SPEC} (the project's shared docs)")
+def test_every_key_of_the_spec_shape_is_accepted_and_in_the_example(tmp_path):
+    # SPEC.md: "names are binding; add keys where needed, do not rename these".
+    text = SPEC.read_text(encoding="utf-8").split("## `client.yml` — the shape", 1)[1]
+    block = text.split("```yaml", 1)[1].split("```", 1)[0]
+    spec = parse_client_config(block, tmp_path / "client.yml")  # the SPEC's own example loads as it is
+    assert spec.profiles[0].customers.matching == "smart" and spec.profiles[0].orders.defer_days == 14
+    spec_keys = key_paths(yaml.safe_load(block))
+    missing = spec_keys - key_paths(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))
+    assert (
+        missing == set()
+    ), f"keys of SPEC.md's client.yml missing from client.yml.example: {sorted(missing)}"
+    # The keys SPEC lists in comments (b2b and desktop connection) are settings, and the example names them.
+    from client.config import SnelStartSettings
+
+    commented = set()
+    for line in block.splitlines():
+        if line.strip().startswith("#"):
+            commented |= set(re.findall(r"\b([a-z][a-z0-9_]*):(?!/)", line.split("#", 1)[1]))
+    commented -= {"b2b", "desktop"}  # the section labels
+    assert {"client_key_env", "tier", "kind", "server", "password_env"} <= commented
+    assert commented - set(SnelStartSettings.model_fields) == set()
+    example = EXAMPLE.read_text(encoding="utf-8")
+    assert [k for k in sorted(commented) if f"{k}:" not in example] == []
 
 
 @pytest.mark.parametrize(

@@ -303,6 +303,13 @@ def test_template_by_name_unknown_and_use_last(tmp_path, backend):
     assert fresh.verkooporder.prijs_incl_btw
 
 
+def test_template_by_id(tmp_path, backend):
+    # SPEC: orders.template is a verkoopsjabloon "by name or id".
+    (excl,) = [s for s in backend.sjablonen() if s.omschrijving == "Webshop excl"]
+    prepared = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")]), orders={"template": excl.id})
+    assert prepared.verkooporder.sjabloon_id == excl.id and not prepared.verkooporder.prijs_incl_btw
+
+
 def test_payment_term_only_on_new_customers(tmp_path, backend):
     prepared = build(
         tmp_path,
