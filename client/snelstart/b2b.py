@@ -497,13 +497,43 @@ class B2BBackend:
         return self._active([f"extra:{veld.casefold()}"], extra_key(waarde))
 
     def create_relatie(self, relatie: NieuweRelatie) -> Relatie:
-        data = self.http.post("/relaties", self._relatie_to_api(relatie))
+        data = self._post_relatie(self._relatie_to_api(relatie))
         if relatie.extra_velden:
             self._put_custom_fields("relaties", data["id"], relatie.extra_velden)
             data = self.http.get(f"/relaties/{data['id']}")
         created = self._relatie_from_api(data)
         self.mirror.store("relatie", [created])
         return created
+
+    def _post_relatie(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /relaties. When the outcome is unknown (timeout, 5xx) the mirror is refreshed first: a relatie
+        that appeared since, with this body's name, code, e-mail and postcode, is the one just sent; only when
+        none appeared is it sent again, so a lost answer never makes a second relatie."""
+        name = normalize.name_key(body["naam"])
+        before = {r.id for r in self.mirror.find("relatie", ["name"], name)} if name else set()
+        for attempt in range(self.http.retry.attempts):
+            try:
+                return self.http.post("/relaties", body)
+            except h.OutcomeUnknown:
+                self._sleep(self.http.retry.delay(attempt))
+                self._refresh("relatie", "/relaties", self._relatie_from_api)
+                for found in self.mirror.find("relatie", ["name"], name) if name else []:
+                    if found.id not in before and self._is_sent_relatie(found, body):
+                        log.info("SnelStart had stored relatie %s despite the lost answer", found.relatiecode)
+                        return self.http.get(f"/relaties/{found.id}")
+        raise SnelStartUnavailable(
+            f"SnelStart did not confirm relatie {body['naam']!r}; it was not found either, try again later"
+        )
+
+    @staticmethod
+    def _is_sent_relatie(found: Relatie, body: dict[str, Any]) -> bool:
+        postcode = (body.get("vestigingsAdres") or {}).get("postcode")
+        return (
+            found.naam == body["naam"]
+            and ("relatiecode" not in body or found.relatiecode == body["relatiecode"])
+            and normalize.email_key(found.email) == normalize.email_key(body.get("email"))
+            and normalize.postcode_key(found.vestigingsadres.postcode) == normalize.postcode_key(postcode)
+        )
 
     def update_relatie(self, relatie: Relatie) -> Relatie:
         data = self.http.put(f"/relaties/{relatie.id}", {**self._relatie_to_api(relatie), "id": relatie.id})

@@ -12,7 +12,7 @@ import requests
 
 from client.snelstart import b2b_http as h
 from client.snelstart.b2b import B2BBackend
-from client.snelstart.base import NieuweVerkooporder, OrderRegel, SnelStartUnavailable
+from client.snelstart.base import Adres, NieuweRelatie, NieuweVerkooporder, OrderRegel, SnelStartUnavailable
 from client.snelstart.secrets import Secret
 from tests.client.b2b_fake import FakeSnelStart
 from tests.client.conftest_b2b import FAST_RETRY, make_b2b_backend
@@ -208,6 +208,39 @@ def test_verkooporder_with_unknown_outcome_is_looked_up_before_sending_again(
     assert sequence[1] == ("GET", "/verkooporders", f"Betalingskenmerk eq '{kenmerk}'")
     posts = sum(1 for m, _, _ in sequence if m == "POST")
     assert posts == (1 if fault == "timeout_after" else 2)
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "timeout_before", "500", "502"])
+def test_relatie_with_unknown_outcome_is_looked_up_before_sending_again(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart, fault: str
+) -> None:
+    naam = f"Verloren Antwoord {fault} BV"
+    nieuw = NieuweRelatie(
+        naam=naam, vestigingsadres=Adres(None, "Kade 1", "2611 AA", "Delft", "NL"), email="inkoop@example.nl"
+    )
+    b2b_fake.inject("POST", "/relaties", fault)
+    b2b_fake.calls.clear()
+    created = b2b_backend.create_relatie(nieuw)
+    stored = [r for r in b2b_fake.local.relaties_by_name(naam.casefold(), None, None) if r.naam == naam]
+    assert len(stored) == 1, "exactly one relatie, whatever happened to the answer"
+    assert created.relatiecode == stored[0].relatiecode and created.naam == naam
+    sequence = [(m, p) for m, p, _ in b2b_fake.calls if p.startswith("/relaties")]
+    assert sequence[:2] == [("POST", "/relaties"), ("GET", "/relaties")]  # looked up before anything else
+    posts = sum(1 for m, _ in sequence if m == "POST")
+    assert posts == (1 if fault == "timeout_after" else 2)
+    assert b2b_backend.relaties_by_email("inkoop@example.nl", all_fields=False) == [created]
+
+
+def test_an_existing_relatie_with_the_same_name_is_not_taken_for_the_lost_one(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
+) -> None:
+    nieuw = NieuweRelatie(naam="Tweeling BV", vestigingsadres=Adres(None, "Kade 2", "2611 AB", "Delft", "NL"))
+    first = b2b_backend.create_relatie(nieuw)
+    b2b_fake.inject("POST", "/relaties", "timeout_before")
+    second = b2b_backend.create_relatie(nieuw)
+    assert (
+        second.id != first.id
+    )  # the one already in the mirror is not the lost one; the resend made a new one
 
 
 def test_verkooporder_429_is_simply_retried(b2b_backend: B2BBackend, b2b_fake: FakeSnelStart) -> None:
