@@ -30,9 +30,13 @@ def list_orders() -> Response:
             bad_param("after", str(exc))
     elif created_from is not None:
         try:
-            position = orders.position_from(orders.parse_time(created_from))
+            moment = orders.parse_time(created_from)
         except ValueError as exc:
             bad_param("created_from", f"not an ISO-8601 time with offset or Z ({created_from!r}): {exc}")
+        try:
+            position = orders.position_from(moment)
+        except ValueError as exc:
+            bad_param("created_from", f"{created_from!r} cannot be used: {exc}")
     else:
         position = orders.BEGINNING
 

@@ -113,7 +113,8 @@ def _table(mage: MagentoTables, name: str) -> str:
 
 
 def encode_cursor(position: Position) -> str:
-    payload = {"t": position.created_at.strftime("%Y-%m-%d %H:%M:%S"), "id": position.entity_id}
+    # isoformat pads the year to four digits, as decode_cursor's strptime wants (strftime's %Y does not).
+    payload = {"t": position.created_at.isoformat(sep=" ", timespec="seconds"), "id": position.entity_id}
     raw = json.dumps(payload, separators=(",", ":")).encode("ascii")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -137,10 +138,15 @@ def position_from(created_from: datetime) -> Position:
     """The position just before the first order created at or after ``created_from`` (an aware time)."""
     if created_from.tzinfo is None:
         raise ValueError("created_from needs a UTC offset or Z")
-    utc = created_from.astimezone(UTC).replace(tzinfo=None)
-    if utc.microsecond:
-        # Magento stores whole seconds; an order in the same second is older than the asked moment.
-        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    try:
+        utc = created_from.astimezone(UTC).replace(tzinfo=None)
+        if utc.microsecond:
+            # Magento stores whole seconds; an order in the same second is older than the asked moment.
+            utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    except OverflowError:
+        raise ValueError("in UTC it falls outside the years 1 to 9999") from None
+    if utc < BEGINNING.created_at:
+        return BEGINNING  # no order is older than the first day a TIMESTAMP column can hold
     return Position(utc, 0)
 
 
@@ -153,12 +159,12 @@ def parse_time(text: str) -> datetime:
 
 
 def iso_utc(value: datetime | None) -> str | None:
+    """``2026-12-03T10:00:00Z`` (fractions only when there are any) for a naive UTC or an aware time."""
     if not isinstance(value, datetime):
         return None  # NULL, or a zero date PyMySQL hands back as text
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 # --- paging ----------------------------------------------------------------------------------------------------
@@ -499,7 +505,7 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
         "suffix": address["suffix"],
         "company": address["company"],
         # Every stored line in order, empty ones too: which line holds the house number is shop-specific.
-        "street": [] if street is None else re.split(r"\r?\n", street),
+        "street": _street_lines(street),
         "postcode": address["postcode"],
         "city": address["city"],
         "region": address["region"],
@@ -508,6 +514,12 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
         "email": address["email"],
         "vat_id": _text(address["vat_id"]),
     }
+
+
+def _street_lines(street: str | None) -> list[str]:
+    if street is None:
+        return []
+    return re.split(r"\r?\n", street) if "\r" in street else street.split("\n")
 
 
 def _fee(row: dict[str, Any]) -> dict[str, str | None] | None:
@@ -541,6 +553,9 @@ def _payment_title(payment: dict[str, Any] | None) -> str | None:
 
 # --- product_options ---------------------------------------------------------------------------------------------
 
+# One decoder for every value (json.loads would build a new one per call); fractions stay exact.
+_JSON = json.JSONDecoder(parse_float=Decimal)
+
 
 def decode_options(raw: Any) -> tuple[dict[str, Any], str | None]:
     """product_options as a dict: JSON, PHP-serialized, or either wrapped once more in a string.
@@ -567,7 +582,7 @@ def _decode_text(text: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("{", "[", '"'):
         try:
-            return json.loads(stripped, parse_float=Decimal)
+            return _JSON.decode(stripped)
         except ValueError:
             pass
     if phpserial.looks_serialized(stripped):
