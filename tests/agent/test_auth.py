@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, jsonify, request
@@ -109,6 +110,48 @@ def test_wrong_secret_and_unknown_key_look_the_same(client: SigningClient, echo_
     unknown = SigningClient(echo_app.test_client(), "intruder", SECRET)
     assert error_of(wrong.get("/v1/test-echo")) == error_of(unknown.get("/v1/test-echo"))
     assert error_of(wrong.get("/v1/test-echo"))[0] == 401
+
+
+def test_every_signature_is_checked_with_the_same_constant_time_work(
+    echo_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hmac.compare_digest decides, over the whole given signature, for a right, a nearly right and a wrong
+    signature and for an unknown key id (checked against a stand-in secret): how long the check takes tells
+    an attacker neither which key ids exist nor how much of a signature was right."""
+    compared: list[tuple[bytes, bytes]] = []
+    hmacs: list[bytes] = []
+    real_compare, real_new = protocol.hmac.compare_digest, protocol.hmac.new
+
+    def compare_spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real_compare(a, b)
+
+    def new_spy(key: bytes, msg: bytes | None = None, digestmod: Any = "") -> Any:
+        hmacs.append(key)
+        return real_new(key, msg, digestmod)
+
+    monkeypatch.setattr(protocol.hmac, "compare_digest", compare_spy)
+    monkeypatch.setattr(protocol.hmac, "new", new_spy)
+    right = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    nearly = protocol.signed_headers(KEY_ID, SECRET, "GET", "/v1/test-echo")
+    last = nearly[protocol.HEADER_SIGNATURE][-1]
+    nearly[protocol.HEADER_SIGNATURE] = nearly[protocol.HEADER_SIGNATURE][:-1] + ("0" if last != "0" else "1")
+    cases = {
+        "right": (right, 200),
+        "last character wrong": (nearly, 401),
+        "wrong secret": (protocol.signed_headers(KEY_ID, SECRET + "x", "GET", "/v1/test-echo"), 401),
+        "unknown key": (protocol.signed_headers("intruder", SECRET, "GET", "/v1/test-echo"), 401),
+    }
+    work = {}
+    for name, (headers, status) in cases.items():
+        compared.clear()
+        hmacs.clear()
+        assert echo_app.test_client().get("/v1/test-echo", headers=headers).status_code == status, name
+        given = headers[protocol.HEADER_SIGNATURE].encode()
+        assert compared and all(b == given and len(a) == 64 for a, b in compared), (name, compared)
+        work[name] = (len(hmacs), len(compared))
+    assert len(set(work.values())) == 1, work
+    assert b"intruder" not in b"".join(hmacs)
 
 
 def test_garbage_signature_is_refused(echo_app: Flask) -> None:

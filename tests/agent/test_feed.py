@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
 from agent import orders
+from agent.app import create_app
+from agent.config import config_from_dict
 from agent.db import Magento
 from client.demo.shop import Shop
+from tests.agent.conftest import SigningClient, config_dict
 
 VARIANTS = [(1, ""), (1, "mage_"), (2, ""), (2, "mage_")]
 IDS = ["m1", "m1-mage_", "m2", "m2-mage_"]
+# What Shop.order stores for shipping by default (5.00 at 21% VAT), in the order currency.
+FLAT_RATE_SHIPPING = {
+    "method": "flatrate_flatrate",
+    "description": "Flat Rate - Fixed",
+    "amount": "5.0000",
+    "amount_incl_tax": "6.0500",
+    "tax_amount": "1.0500",
+    "discount_amount": "0.0000",
+}
 
 
 class Feed:
@@ -79,14 +93,7 @@ def test_simple_order_document_shape(shop: Shop, feed: Feed) -> None:
     assert (line["qty"], line["unit_price"], line["row_total"]) == ("2.0000", "7.5000", "15.0000")
     assert line["tax_amount"] == "3.1500" and line["row_total_incl_tax"] == "18.1500"
     assert order["totals"]["subtotal"] == "15.0000" and order["totals"]["grand_total"] == "24.2000"
-    assert order["shipping"] == {
-        "method": "flatrate_flatrate",
-        "description": "Flat Rate - Fixed",
-        "amount": "5.0000",
-        "amount_incl_tax": "6.0500",
-        "tax_amount": "1.0500",
-        "discount_amount": "0.0000",
-    }
+    assert order["shipping"] == FLAT_RATE_SHIPPING
     assert order["taxes"] == [{"code": "NL-21", "title": "BTW 21%", "percent": "21.0000", "amount": "4.2000"}]
     assert order["totals"]["unexplained_amount"] == "0.0000"
     assert order["payment"]["method"] == "checkmo" and order["payment"]["fee"] is None
@@ -224,6 +231,8 @@ def test_deleted_product_is_flagged_not_fatal(shop: Shop, feed: Feed) -> None:
         pytest.param("php", id="php-serialized"),
         pytest.param("double", id="double-encoded-json"),
         pytest.param("php-nested", id="php-with-nested-json"),
+        pytest.param("php-in-php", id="double-encoded-php"),
+        pytest.param("php-in-json", id="php-inside-a-json-string"),
     ],
 )
 def test_product_options_every_encoding(shop: Shop, feed: Feed, stored: str) -> None:
@@ -239,6 +248,8 @@ def test_product_options_every_encoding(shop: Shop, feed: Feed, stored: str) -> 
         "php": phpserial.dumps(options),
         "double": json.dumps(json.dumps(options)),
         "php-nested": phpserial.dumps({**options, "bundle_selection_attributes": json.dumps({"qty": 1})}),
+        "php-in-php": phpserial.dumps(phpserial.dumps(options)),
+        "php-in-json": json.dumps(phpserial.dumps(options)),
     }[stored]
     oid = shop.order(items=[{"sku": "CAP", "options": raw}])
     order = feed.order(oid)
@@ -299,16 +310,30 @@ def test_guest_flag_follows_customer_id_not_customer_is_guest(shop: Shop, feed: 
 
 def test_order_currency_never_mixed_with_base(shop: Shop, feed: Feed) -> None:
     shop.product("MUG")
+    # The item's base_* columns hold the EUR amounts (10 USD / 1.25): a line that read them would show 8.
+    base_item = {
+        "base_price": "8.0000", "base_price_incl_tax": "9.6800", "base_row_total": "8.0000",
+        "base_row_total_incl_tax": "9.6800", "base_tax_amount": "1.6800", "base_discount_amount": "0.8000",
+    }  # fmt: skip
     oid = shop.order(
-        items=[{"sku": "MUG", "price": "10.0000"}], currency="USD", base_currency="EUR", base_rate="1.25"
+        items=[{"sku": "MUG", "price": "10.0000", "discount_amount": "1.0000", **base_item}],
+        currency="USD",
+        base_currency="EUR",
+        base_rate="1.25",
     )
     order = feed.order(oid)
     assert order["currency"] == "USD" and order["base_currency"] == "EUR"
     totals = order["totals"]
     assert totals["subtotal"] == "10.0000" and totals["grand_total"] == "18.1500"
+    assert totals["subtotal_incl_tax"] == "12.1000" and totals["tax_amount"] == "3.1500"
     assert totals["base_grand_total"] == "14.5200"  # 18.15 / 1.25, as stored
     assert totals["unexplained_amount"] == "0.0000"
-    assert order["shipping"]["amount"] == "5.0000"
+    assert order["shipping"] == FLAT_RATE_SHIPPING
+    line = only_line(order)
+    assert (line["unit_price"], line["unit_price_incl_tax"]) == ("10.0000", "12.1000")
+    assert (line["row_total"], line["row_total_incl_tax"]) == ("10.0000", "12.1000")
+    assert (line["tax_amount"], line["discount_amount"]) == ("2.1000", "1.0000")
+    assert order["taxes"][0]["amount"] == "3.1500"  # sales_order_tax.amount, not base_amount
 
 
 def test_same_number_in_two_stores_is_two_orders(shop: Shop, feed: Feed) -> None:
@@ -370,12 +395,15 @@ def test_discount_passed_through_as_stored(shop: Shop, feed: Feed) -> None:
 
 
 def test_utf8mb4_round_trip_byte_exact(shop: Shop, feed: Feed) -> None:
-    name = "Crème brûlée 🍮 Ærøskøbing"
-    shop.product("PUD", name)
-    oid = shop.order(items=[{"sku": "PUD", "name": name}], billing={"firstname": "Zoë", "lastname": "Ñandú 😀",
+    # "Cre\u0300me": a decomposed accent, which must not come back composed (no normalisation anywhere).
+    name = "Cre\u0300me brûlée 🍮 Ærøskøbing"
+    shop.product("PUD-🍮", name)
+    oid = shop.order(items=[{"sku": "PUD-🍮", "name": name}], billing={"firstname": "Zoë", "lastname": "Ñandú 😀",
                      "street": "Straße 1\n🏠"}, customer_note="Bel aan 🔔 — dank je")  # fmt: skip
     order = feed.order(oid)
-    assert only_line(order)["name"].encode() == name.encode()
+    line = only_line(order)
+    assert line["name"].encode() == name.encode() and line["sku"].encode() == "PUD-🍮".encode()
+    assert line["order_sku"] == "PUD-🍮" and line["product_missing"] is False
     assert order["customer"]["name"] == "Zoë Ñandú 😀"
     assert order["billing_address"]["street"] == ["Straße 1", "🏠"]
     assert order["customer_note"] == "Bel aan 🔔 — dank je"
@@ -404,23 +432,40 @@ def test_payment_title_from_additional_information(shop: Shop, feed: Feed) -> No
     assert feed.order(oid)["payment"] == {"method": "checkmo", "title": "Bank transfer", "fee": None}
 
 
-def test_magento1_times_read_in_the_configured_session_zone(
+def test_times_read_in_the_session_zone_magento_writes_with(
     shop: Shop,
-    mariadb,
-    database: str,  # noqa: ANN001
+    mariadb,  # noqa: ANN001
+    database: str,
+    tmp_path: Path,
 ) -> None:
-    if shop.version == 2:
-        pytest.skip("Magento 2 always reads and writes in +00:00")
-    from datetime import datetime
+    """Through the agent's own connection set-up (config, version detection, session zone), not a test one.
 
-    # Magento 1 writes UTC wall-clock text in the server's zone; here that zone is +02:00.
-    with shop.conn.cursor() as cur:
-        cur.execute("SET time_zone = '+02:00'")
+    Magento 1 writes UTC wall-clock text in the MySQL session zone of its PHP (here configured as +02:00);
+    Magento 2 always in +00:00, whatever session_time_zone says. Read in the wrong zone, the served times
+    would be two hours off and the young order would look settled.
+    """
+    if shop.version == 1:
+        with shop.conn.cursor() as cur:
+            cur.execute("SET time_zone = '+02:00'")
     shop.product("MUG")
-    oid = shop.order(items=[{"sku": "MUG"}], created_at=datetime(2026, 7, 1, 10, 0, 0))
-    conn = mariadb.connect(database, cursorclass=pymysql.cursors.DictCursor)
-    with conn.cursor() as cur:
-        cur.execute("SET time_zone = '+02:00'")
-    order = orders.fetch_order(conn, Magento(1, shop.prefix, "legacy", "default", "salable"), oid)
-    conn.close()
-    assert order is not None and order["created_at"] == "2026-07-01T10:00:00Z"
+    now = shop.db_now().replace(microsecond=0)
+    settled = shop.order(items=[{"sku": "MUG"}], created_at=now - timedelta(hours=1))
+    young = shop.order(items=[{"sku": "MUG"}], created_at=now - timedelta(minutes=5))
+    data = config_dict(
+        mariadb,
+        database,
+        tmp_path / "state",
+        magento={"version": "auto", "table_prefix": shop.prefix, "session_time_zone": "+02:00"},
+        settle_seconds=600,
+    )
+    client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+    answer = client.get("/v1/orders", [("limit", "10")])
+    assert answer.status_code == 200, answer.data
+    page = answer.get_json()
+    assert [o["id"] for o in page["orders"]] == [settled]
+    written = (now - timedelta(hours=1)).isoformat() + "Z"
+    assert page["orders"][0]["created_at"] == page["orders"][0]["updated_at"] == written
+    until = datetime.fromisoformat(page["settled_until"].replace("Z", "+00:00")).replace(tzinfo=None)
+    assert abs((until - (now - timedelta(seconds=600))).total_seconds()) < 30
+    single = client.get(f"/v1/orders/{young}")
+    assert single.get_json()["created_at"] == (now - timedelta(minutes=5)).isoformat() + "Z"

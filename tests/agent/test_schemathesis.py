@@ -77,11 +77,16 @@ def fill_shop(shop: Shop) -> None:
     )
 
 
-@pytest.fixture
-def api_schema(mariadb: MariaDB, database: str, tmp_path: Path) -> Any:
+@pytest.fixture(
+    params=[(1, ""), (1, "mage_"), (2, ""), (2, "mage_")], ids=["m1", "m1-mage_", "m2", "m2-mage_"]
+)
+def api_schema(request: pytest.FixtureRequest, mariadb: MariaDB, database: str, tmp_path: Path) -> Any:
+    version, prefix = request.param
     with mariadb.connect(database) as conn:
-        fill_shop(Shop.install(conn, 2, parts=("core", "stock")))
-    cfg = config_from_dict(config_dict(mariadb, database, tmp_path / "state"), tmp_path)
+        fill_shop(Shop.install(conn, version, prefix, parts=("core", "stock")))
+    cfg = config_from_dict(
+        config_dict(mariadb, database, tmp_path / "state", magento={"table_prefix": prefix}), tmp_path
+    )
     app = create_app(cfg)
     document = app.test_client().get("/v1/openapi.json").get_json()
     return schemathesis.from_dict(document, app=signing_wrapper(app))
