@@ -168,19 +168,19 @@ def _install(config_path: Path, method: str, home: Path | None, activate: bool) 
         if str(windows_wrapper(config_path)) in args[5]:
             _write(windows_wrapper(config_path), windows_wrapper_text(config_path))
         _run(args, "registering the task")
-        return AutostartResult(method, TASK_NAME, f"Taak '{TASK_NAME}' start bij aanmelden in Windows")
+        return AutostartResult(
+            method, TASK_NAME, f"Task '{TASK_NAME}' registered: it starts when you log on to Windows"
+        )
     if method == "systemd":
         path = _config_home(home) / "systemd" / "user" / UNIT_NAME
         _write(path, systemd_unit(config_path))
         if activate:
             _run(["systemctl", "--user", "daemon-reload"], "reloading systemd")
             _run(["systemctl", "--user", "enable", "--now", UNIT_NAME], "enabling the unit")
-        return AutostartResult(method, str(path), f"systemd user unit {UNIT_NAME} geïnstalleerd en gestart")
+        return AutostartResult(method, str(path), f"systemd user unit {UNIT_NAME} installed and started")
     path = _config_home(home) / "autostart" / DESKTOP_NAME
     _write(path, desktop_entry(config_path))
-    return AutostartResult(
-        method, str(path), f"autostart-item {path} geschreven; start bij de volgende aanmelding"
-    )
+    return AutostartResult(method, str(path), f"autostart entry {path} written; it starts at your next logon")
 
 
 def remove(*, method: str = "auto", home: Path | None = None, activate: bool = True) -> AutostartResult:
@@ -188,7 +188,7 @@ def remove(*, method: str = "auto", home: Path | None = None, activate: bool = T
     method = _choose(method)
     if method == "schtasks":
         _run(windows_delete_args(), "removing the task")
-        return AutostartResult(method, TASK_NAME, f"Taak '{TASK_NAME}' verwijderd")
+        return AutostartResult(method, TASK_NAME, f"Task '{TASK_NAME}' removed")
     if method == "systemd":
         path = _config_home(home) / "systemd" / "user" / UNIT_NAME
         if activate and path.exists():
@@ -196,10 +196,10 @@ def remove(*, method: str = "auto", home: Path | None = None, activate: bool = T
         path.unlink(missing_ok=True)
         if activate:
             _run(["systemctl", "--user", "daemon-reload"], "reloading systemd")
-        return AutostartResult(method, str(path), f"systemd user unit {UNIT_NAME} verwijderd")
+        return AutostartResult(method, str(path), f"systemd user unit {UNIT_NAME} removed")
     path = _config_home(home) / "autostart" / DESKTOP_NAME
     path.unlink(missing_ok=True)
-    return AutostartResult(method, str(path), f"autostart-item {path} verwijderd")
+    return AutostartResult(method, str(path), f"autostart entry {path} removed")
 
 
 def _choose(method: str) -> str:

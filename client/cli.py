@@ -18,14 +18,16 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import typer
+import typer.core
 
 from client.config import TASK_NAMES, ClientConfig, ConfigError, find_config_path, load_client_config
+from client.wording import count
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUN = 3
 EXIT_INTERRUPTED = 130
-INTERRUPTED = "interrupted; the next run continues where this one stopped"
+INTERRUPTED = "interrupted (Ctrl-C); the next run continues where this one stopped"
 SHOW_CREATED = 25  # created orders listed after a run; the log has every one
 
 
@@ -44,8 +46,40 @@ class _Options:
 
 OPTIONS = _Options()
 
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    # typer's help shows a value placeholder (<bool>) after on/off options; a flag takes no value.
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("koppel")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        typer.echo(f"koppel {number}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     name="koppel",
+    cls=_Group,
     help="Imports Magento web shop orders into SnelStart exactly once and writes web stock back into Magento.",
     add_completion=False,
     no_args_is_help=True,
@@ -56,7 +90,7 @@ app = typer.Typer(
     ),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-snelstart_app = typer.Typer(help="Work with SnelStart administrations.", no_args_is_help=True)
+snelstart_app = typer.Typer(help="Work with SnelStart administrations.", no_args_is_help=True, cls=_Group)
 app.add_typer(snelstart_app, name="snelstart")
 
 
@@ -69,6 +103,10 @@ def _main_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show koppel's version and exit."),
+    ] = False,
 ) -> None:
     OPTIONS.config = config
     OPTIONS.debug = debug
@@ -120,18 +158,20 @@ def describe_created(created: Any) -> str:
 
 
 ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", "-p", help="Profile name (default: all profiles).")
+    str | None,
+    typer.Option("--profile", "-p", metavar="NAME", help="Profile name (default: all profiles)."),
 ]
 
 
 # -- run -------------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     profile: ProfileOpt = None,
     task: Annotated[
-        str, typer.Option("--task", "-t", help="import_orders or import_orders_and_export_stock.")
+        str,
+        typer.Option("--task", "-t", metavar="TASK", help="import_orders or import_orders_and_export_stock."),
     ] = "import_orders",
     force: Annotated[
         bool, typer.Option("--force", help="Run even when the profile or task is paused.")
@@ -228,16 +268,19 @@ def progress_display(label: str) -> Iterator[Any]:
 # -- schedule --------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def schedule(
     tick: Annotated[
-        float, typer.Option("--tick", min=1, help="Seconds between checks of what is due (default 20).")
+        float, typer.Option("--tick", min=1, metavar="SECONDS", help="Seconds between checks of what is due.")
     ] = 20.0,
 ) -> None:
     """Run the scheduler in the foreground until Ctrl-C: every task on its interval, missed runs caught up once."""
-    from client.planner import Planner
+    from client.locking import AlreadyRunning
+    from client.planner import Planner, scheduler_holder, scheduler_running
 
     config = load_config()
+    if scheduler_running(config.state):
+        raise _scheduler_busy(scheduler_holder(config.state))
     with open_state(config) as state:
         planner = Planner(config, state, say=lambda text: typer.echo(text))
         for entry in planner.schedule.entries():
@@ -246,7 +289,22 @@ def schedule(
             echo(f"{entry.profile}/{entry.task}: every {_interval(entry.interval)}, next run {when}{extra}")
         if not planner.schedule.entries():
             raise KoppelError("no task has an interval in client.yml (tasks: import_orders: {interval: 15m})")
-        planner.run_forever(tick)
+        try:
+            interrupted = planner.run_forever(tick)
+        except AlreadyRunning as exc:
+            raise _scheduler_busy(exc.holder) from None
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _scheduler_busy(holder: dict[str, object] | None) -> KoppelError:
+    pid = (holder or {}).get("pid")
+    who = f" (process {pid})" if pid else ""
+    return KoppelError(
+        f"koppel schedule is already running for this client.yml's state file{who}; one scheduler runs every "
+        "profile, so this one is not started",
+        EXIT_NOT_RUN,
+    )
 
 
 def _interval(delta: Any) -> str:
@@ -260,7 +318,7 @@ def _interval(delta: Any) -> str:
 # -- status ----------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(
     profile: ProfileOpt = None,
     verbose: Annotated[
@@ -268,7 +326,7 @@ def status(
     ] = False,
 ) -> None:
     """Per profile and task: last run, result and counts, next run, paused; and what runs right now."""
-    from client.planner import Schedule, pause_reason
+    from client.planner import Schedule, pause_reason, scheduler_holder, scheduler_running
     from client.runner import describe_counts, local_time
     from client.status import StatusBoard, utcnow
 
@@ -277,6 +335,15 @@ def status(
         board = StatusBoard(state, config.state)
         plan = Schedule(config, state)
         plan.sync()
+        scheduling = scheduler_running(config.state)
+        if scheduling:
+            pid = (scheduler_holder(config.state) or {}).get("pid")
+            echo("Scheduler: koppel schedule is running" + (f" (process {pid})" if pid else ""))
+        else:
+            echo(
+                "Scheduler: not running — scheduled runs wait for `koppel schedule` "
+                "(`koppel autostart install` starts it at logon)"
+            )
         if config.paused:
             echo("Everything is paused (paused: true at the top of client.yml).")
         for prof in pick_profiles(config, profile):
@@ -294,15 +361,13 @@ def status(
             if failed or deferred:
                 # The failed list keeps its own reason, so this stays true after `koppel log --clear`.
                 why = "" if verbose else " (koppel status --verbose says why)"
-                waiting = [f"{failed} failed order(s), retried on every run{why}"] if failed else []
+                waiting = [f"{count(failed, 'failed order')}, retried on every run{why}"] if failed else []
                 if deferred:
-                    waiting.append(
-                        f"{deferred} order{'s' if deferred != 1 else ''} awaiting payment (deferred)"
-                    )
+                    waiting.append(f"{count(deferred, 'order')} awaiting payment (deferred)")
                 echo(f"  Waiting: {'; '.join(waiting)}")
             if verbose:
                 for order in failed_orders:
-                    tries = f"{order.attempts} attempt{'s' if order.attempts != 1 else ''}"
+                    tries = count(order.attempts, "attempt")
                     echo(
                         f"    FAILED Magento order {order.number or order.entity_id} ({tries}): {order.reason}"
                     )
@@ -328,17 +393,31 @@ def status(
                 if entry is None:
                     echo("    next run:  not planned (no interval)")
                 else:
-                    due = " — due now (when koppel schedule runs)" if entry.next_run <= utcnow() else ""
-                    every = _interval(entry.interval)
-                    echo(f"    next run:  {local_time(entry.next_run, config)} (every {every}){due}")
+                    echo(f"    next run:  {_next_run(entry, scheduling, utcnow(), config)}")
                 reason = pause_reason(config, prof, name)
                 echo(f"    paused:    {'yes — ' + reason if reason else 'no'}")
+
+
+def _next_run(entry: Any, scheduling: bool, now: Any, config: ClientConfig) -> str:
+    """When the scheduler starts the task next, in words that hold whether or not a scheduler runs."""
+    from client.runner import local_time
+
+    every = f"every {_interval(entry.interval)}"
+    if entry.paused:
+        return f"{local_time(entry.next_run, config)} ({every}) — skipped while paused"
+    if scheduling:
+        if entry.next_run <= now:
+            return f"now (due since {local_time(entry.next_run, config)}; {every})"
+        return f"{local_time(entry.next_run, config)} ({every})"
+    if entry.next_run <= now:
+        return f"as soon as `koppel schedule` runs, then {every}"
+    return f"{local_time(entry.next_run, config)} ({every}), if `koppel schedule` runs by then"
 
 
 # -- log -------------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def log(
     profile: ProfileOpt = None,
     verbose: Annotated[
@@ -352,8 +431,11 @@ def log(
         bool, typer.Option("--clear", help="Empty the log (after --export, only what was written).")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Clear without asking.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --export replace a file that already exists.")
+    ] = False,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="Show at most the newest N entries.")
+        int, typer.Option("--limit", "-n", min=1, metavar="N", help="Show at most the newest N entries.")
     ] = 200,
 ) -> None:
     """What koppel did: orders created, customers and articles created, failures (--verbose: the detail).
@@ -364,6 +446,11 @@ def log(
     config = load_config()
     if profile:
         config.profile(profile)
+    if export is not None and export.exists() and not force:
+        raise KoppelError(
+            f"--export {export}: that file already exists; add --force to replace it, or give another name",
+            EXIT_USAGE,
+        )
     if clear and export is None and not yes:
         # Without an archive the log is gone for good, so ask first; a script must say --yes.
         if not sys.stdin.isatty():
@@ -383,15 +470,15 @@ def log(
             except ValueError as exc:
                 # The message names the file already.
                 raise KoppelError(f"--export: {exc}", EXIT_USAGE) from None
-            echo(f"{rows} log entries written to {export}")
+            echo(f"{count(rows, 'log entry')} written to {export}")
             if clear:
                 last_id = entries[-1].id if entries else 0
                 removed = state.clear_log(profile, up_to_id=last_id)
-                echo(f"Log cleared ({removed} entries removed).")
+                echo(f"Log cleared ({count(removed, 'entry')} removed).")
             return
         if clear:
             removed = state.clear_log(profile)
-            echo(f"Log cleared ({removed} entries removed).")
+            echo(f"Log cleared ({count(removed, 'entry')} removed).")
             return
         # One more than shown, only to know whether older entries were left out.
         entries = state.log_entries(profile, essential_only=not verbose, limit=limit + 1)
@@ -402,16 +489,14 @@ def log(
         for line in lines:
             echo(line)
         if cut:
-            echo(
-                f"(only the newest {limit} entries are shown; --limit N shows more, "
-                "--export FILE.xlsx writes them all)"
-            )
+            shown = f"{count(limit, 'entry')} {'is' if limit == 1 else 'are'} shown"
+            echo(f"(only the newest {shown}; --limit N shows more, --export FILE.xlsx writes them all)")
 
 
 # -- test-connection, agent, profiles ----------------------------------------------------------------------
 
 
-@app.command("test-connection")
+@app.command("test-connection", cls=_Command)
 def test_connection(profile: ProfileOpt = None) -> None:
     """Check the agent (reachable, signature, clock, Magento) and SnelStart (administration, template)."""
     from client.connection_test import run_checks
@@ -421,21 +506,24 @@ def test_connection(profile: ProfileOpt = None) -> None:
     for prof in pick_profiles(config, profile):
         echo(f"{prof.name}:")
         for check in run_checks(config, prof):
-            echo(f"  {check.line()}")
+            for line in check.lines():
+                echo(f"  {line}")
             failed += not check.ok
     if failed:
-        echo(f"{failed} check(s) failed.")
+        echo(f"{count(failed, 'check')} failed.")
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
+@app.command(cls=_Command)
 def agent(
     method: Annotated[str, typer.Argument(help="HTTP method, e.g. GET or POST.")],
     path: Annotated[str, typer.Argument(help="Path on the agent, query allowed: /v1/orders?limit=2")],
     profile: Annotated[
-        str | None, typer.Option("--profile", "-p", help="Profile whose agent to call.")
+        str | None, typer.Option("--profile", "-p", metavar="NAME", help="Profile whose agent to call.")
     ] = None,
-    data: Annotated[str | None, typer.Option("--data", "-d", help="JSON body to send.")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", metavar="JSON", help="JSON body to send.")
+    ] = None,
 ) -> None:
     """Make one signed call to the agent and print its JSON answer (for diagnosis)."""
     from client.agent_client import AgentClient
@@ -462,7 +550,7 @@ def agent(
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
+@app.command(cls=_Command)
 def profiles() -> None:
     """List the profiles of client.yml."""
     config = load_config()
@@ -481,11 +569,12 @@ def profiles() -> None:
 # -- autostart, snelstart init, demo ----------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def autostart(
     action: Annotated[str, typer.Argument(help="install or remove")],
     method: Annotated[
-        str, typer.Option("--method", help="auto, schtasks (Windows), systemd or xdg (Linux).")
+        str,
+        typer.Option("--method", metavar="METHOD", help="auto, schtasks (Windows), systemd or xdg (Linux)."),
     ] = "auto",
 ) -> None:
     """Start `koppel schedule` at logon (Windows Task Scheduler; on Linux systemd --user or XDG autostart)."""
@@ -499,10 +588,10 @@ def autostart(
         result = auto.remove(method=method)
     echo(f"{result.message} ({result.location})")
     for warning in result.warnings:
-        echo(f"LET OP: {warning}")
+        echo(f"WARNING: {warning}")
 
 
-@snelstart_app.command("init")
+@snelstart_app.command("init", cls=_Command)
 def snelstart_init(
     local: Annotated[Path, typer.Option("--local", metavar="PATH", help="The new administration file.")],
     sample: Annotated[
@@ -512,6 +601,11 @@ def snelstart_init(
     """Create a new local SnelStart administration (the `local` backend)."""
     from client.snelstart.local_init import init_local
 
+    if local.is_dir():
+        raise KoppelError(
+            f"{local} is a folder; give the file to create, e.g. --local {local / 'administratie.sqlite'}",
+            EXIT_USAGE,
+        )
     if local.exists():
         raise KoppelError(f"{local} already exists; koppel does not overwrite an administration")
     if not local.parent.exists():
@@ -520,20 +614,36 @@ def snelstart_init(
     echo(f"Local administration created: {local}" + (" (with sample data)" if sample else ""))
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Folder for the demo's client.yml, state and administration.")
+        Path,
+        typer.Option(
+            "--dir", metavar="FOLDER", help="Folder for the demo's client.yml, state and administration."
+        ),
     ] = Path("koppel-demo"),
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the agent running and the Magento database in place.")
     ] = False,
-    orders: Annotated[int, typer.Option("--orders", min=1, max=2000, help="Number of demo orders.")] = 40,
+    orders: Annotated[
+        int, typer.Option("--orders", min=1, max=2000, metavar="N", help="Number of demo orders.")
+    ] = 40,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop", help="Only stop what a kept demo (--keep) left running, and drop its database."
+        ),
+    ] = False,
 ) -> None:
     """Build a demo Magento 2 shop, start the agent, create a local SnelStart and import the orders."""
-    from client.demo.run_demo import run_demo
+    from client.demo.run_demo import run_demo, stop_demo
 
-    code = run_demo(directory, keep=keep, orders=orders, say=echo)
+    if stop:
+        if keep:
+            raise KoppelError("--stop and --keep do not go together", EXIT_USAGE)
+        code = stop_demo(directory, say=echo)
+    else:
+        code = run_demo(directory, keep=keep, orders=orders, say=echo)
     if code:
         raise typer.Exit(code)
 
@@ -567,13 +677,10 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from client.agent_client import AgentError
     from client.autostart import AutostartError
-    from client.locking import AlreadyRunning
-    from client.snelstart.base import SnelStartError
-    from client.state import StateError
+    from client.runner import expected_errors
 
-    return (ConfigError, KoppelError, AgentError, AutostartError, AlreadyRunning, SnelStartError, StateError)
+    return (*expected_errors(), KoppelError, AutostartError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -595,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "code", None) if isinstance(exc, KoppelError) else EXIT_FAILED
         if isinstance(exc, ConfigError):
             code = EXIT_USAGE  # client.yml, --config or --profile is wrong: the help's "wrong use"
-        if isinstance(exc, _known_errors()) or isinstance(exc, OSError):
+        if isinstance(exc, _known_errors()):
             message = str(exc)
         else:
             message = f"unexpected error ({type(exc).__name__}): {exc}"

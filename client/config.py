@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -156,10 +157,16 @@ class AgentSettings(_Strict):
         if self.secret is not None:
             value = self.secret
         elif self.secret_file is not None:
+            where = f"{setting}.secret_file"
+            if self.secret_file.is_dir():
+                raise ConfigError(
+                    f"{where}: {self.secret_file} is a folder; give the file that holds the secret"
+                )
             try:
-                value = self.secret_file.read_text(encoding="utf-8").strip()
+                data = self.secret_file.read_bytes()
             except OSError as exc:
-                raise ConfigError(f"{setting}.secret_file: cannot read {self.secret_file}: {exc}") from None
+                raise ConfigError(f"{where}: cannot read {self.secret_file}: {exc.strerror or exc}") from None
+            value = decode_text(data, f"{where}: {self.secret_file}").strip()
         elif self.secret_env is not None:
             value = os.environ.get(self.secret_env, "").strip()
             if not value:
@@ -204,7 +211,8 @@ class SnelStartSettings(_Strict):
     subscription_key_keyring: str | None = None
     api_url: str = "https://b2bapi.snelstart.nl/v2"
     auth_url: str = "https://auth.snelstart.nl/b2b/token"
-    tier: Literal["development", "production"] = "production"
+    # The development tier (100 calls a minute) is the safe default: going over a tier's limits costs 429s.
+    tier: Literal["development", "production"] = "development"
     # desktop
     kind: Literal["sql", "mdb", "lokaal"] | None = None
     server: str | None = None
@@ -220,7 +228,14 @@ class SnelStartSettings(_Strict):
     @field_validator("path", "client_key_file", "subscription_key_file", "folder")
     @classmethod
     def _paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return _resolve(value, info)
+        resolved = _resolve(value, info)
+        local = info.data.get("backend", "local") == "local"
+        if info.field_name == "path" and local and resolved is not None and resolved.is_dir():
+            # Caught here: opening it would say "does not exist" and `snelstart init` would refuse it.
+            raise ValueError(
+                f"{resolved} is a folder; give the administration file, e.g. {resolved / 'administratie.sqlite'}"
+            )
+        return resolved
 
     @model_validator(mode="after")
     def _backend_needs(self) -> SnelStartSettings:
@@ -291,8 +306,20 @@ class OrdersSettings(_Strict):
 
 class ArticlesSettings(_Strict):
     code_field: str = "artikelcode"
-    revenue_group: int | str | None = None
+    # The omzetgroep (number or name) of new articles, or one per Magento VAT rate: {21: 1, 9: 2, 0: 3}.
+    revenue_group: int | str | dict[Decimal, int | str] | None = None
     processing: Literal["add", "add_and_update", "manual"] = "add"
+
+    @field_validator("revenue_group")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("give an omzetgroep, or one per VAT rate like {21: 1, 9: 2, 0: 3}")
+            wrong = [f"{rate}" for rate in value if not 0 <= rate <= 100]
+            if wrong:
+                raise ValueError(f"VAT rates lie between 0 and 100, not {', '.join(wrong)}")
+        return value
 
     @field_validator("code_field")
     @classmethod
@@ -449,16 +476,10 @@ class ClientConfig(_Strict):
 def find_config_path(explicit: str | None) -> Path:
     """--config, else $KOPPEL_CONFIG, else ./client.yml, else client.yml in the user's configuration folder."""
     if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"--config {explicit}: no such file")
-        return path.resolve()
+        return _given_file(Path(explicit).expanduser(), f"--config {explicit}")
     env = os.environ.get(CONFIG_ENV)
     if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{CONFIG_ENV}={env}: no such file")
-        return path.resolve()
+        return _given_file(Path(env).expanduser(), f"{CONFIG_ENV}={env}")
     here = Path.cwd() / CONFIG_NAME
     if here.is_file():
         return here.resolve()
@@ -471,6 +492,18 @@ def find_config_path(explicit: str | None) -> Path:
     )
 
 
+def _given_file(path: Path, given: str) -> Path:
+    if path.is_dir():
+        inside = path / CONFIG_NAME
+        hint = (
+            f"; did you mean {inside}?" if inside.is_file() else f"; give the path of the {CONFIG_NAME} file"
+        )
+        raise ConfigError(f"{given}: that is a folder, not a file{hint}")
+    if not path.is_file():
+        raise ConfigError(f"{given}: no such file")
+    return path.resolve()
+
+
 def user_config_dir() -> Path:
     import platformdirs
 
@@ -480,21 +513,62 @@ def user_config_dir() -> Path:
 def load_client_config(path: Path) -> ClientConfig:
     """Read and validate ``client.yml``; raise ``ConfigError`` naming the line and key of the first problem."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file; give the path of the {CONFIG_NAME} file")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_client_config(text, path)
+    return parse_client_config(decode_text(data, str(path)), path)
+
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """A file's bytes as text: UTF-8, or UTF-16/32 with a byte-order mark (Notepad's "Unicode").
+
+    Anything else raises ConfigError naming ``what``, the line and the byte, and how to fix it."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                break  # a mark, then no such text: report it as what it is below
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    else:
+        if "\x00" not in text:
+            return text
+        start = data.index(b"\x00")
+    fix = "save it as UTF-8 text (Notepad: Save as, Encoding UTF-8)"
+    control = next((i for i, b in enumerate(data) if b < 0x20 and b not in b"\t\n\r"), None)
+    if control is not None:
+        # Text in any 8-bit code page has no control bytes; these are a binary file or UTF-16 without its mark.
+        line = data.count(b"\n", 0, control) + 1
+        raise ConfigError(
+            f"{what}: not a text file (byte {control + 1}, on line {line}, is the control code "
+            f"0x{data[control]:02X}); {fix}"
+        )
+    line, byte = data.count(b"\n", 0, start) + 1, data[start]
+    seen = bytes([byte]).decode("cp1252", errors="replace")
+    looks = f", {seen!r} in Windows-1252/Latin-1" if seen.isprintable() and seen != "\ufffd" else ""
+    raise ConfigError(f"{what} line {line}: byte {start + 1} (0x{byte:02X}{looks}) is not UTF-8; {fix}")
 
 
 def parse_client_config(text: str, path: Path) -> ClientConfig:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+        raise ConfigError(describe_yaml_error(exc, text, path)) from None
     if root is None:
         raise ConfigError(f"{path}: the file is empty; it needs at least one profile under profiles:")
     _check_duplicate_keys(root, path, ())
@@ -520,6 +594,98 @@ def parse_client_config(text: str, path: Path) -> ClientConfig:
         raise ConfigError(_describe(exc, root, path)) from None
     config._path = path.resolve()
     return config
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _setting(line: str) -> str:
+    """A line without its comment and surrounding blanks, to quote in a message."""
+    return line.split(" #", 1)[0].strip()
+
+
+_QUOTED_VALUE = re.compile(r"""(?:^|:\s|-\s)\s*(['"])""")
+
+
+def _unclosed_quote(lines: list[str]) -> int | None:
+    """The 1-based number of the first line whose value opens a quote that the line does not close."""
+    for number, line in enumerate(lines, start=1):
+        match = None if line.lstrip().startswith("#") else _QUOTED_VALUE.search(line)
+        if match is None:
+            continue
+        quote = match.group(1)
+        rest = line[match.end() :]
+        if quote == "'":
+            rest = rest.replace("''", "")  # a doubled quote is a quote inside the value
+        else:
+            rest = rest.replace("\\\\", "").replace('\\"', "")
+        if quote not in rest:
+            return number
+    return None
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str, path: Path) -> str:
+    """PyYAML's complaint in words a person editing the file understands, with the line it is on."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or "")
+    if mark is None:
+        position = getattr(exc, "position", None)
+        if isinstance(exc, yaml.reader.ReaderError) and position is not None:
+            line = text.count("\n", 0, position) + 1
+            code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+            return f"{path} line {line}: a control character (code 0x{code:02X}) that YAML does not allow; remove it"
+        return f"{path}: not valid YAML: {problem or exc}"
+    lines = text.splitlines()
+    number = mark.line + 1
+    current = lines[mark.line] if mark.line < len(lines) else ""
+    head = f"{path} line {number}: "
+    tabs = "\t" in current[: _indent(current)] or current[mark.column : mark.column + 1] == "\t"
+    tab_note = "; use spaces, not tabs (YAML does not accept tabs)" if tabs else ""
+    if "'\\t'" in problem or (tabs and "cannot start any token" in problem):
+        return head + "a tab character; use spaces, not tabs (YAML does not accept tabs for indenting)"
+    unclosed = _unclosed_quote(lines[: mark.line + 1])
+    if unclosed is not None:
+        # A quoted value runs on over the next lines, so YAML trips over something later; the quote is the cause.
+        return f"{path} line {unclosed}: a quote is opened but never closed; close it on the same line"
+    for opener, closer in (("{", "}"), ("[", "]")):
+        context = getattr(exc, "context_mark", None)
+        if f"expected ',' or '{closer}'" in problem and context is not None:
+            return (
+                f"{path} line {context.line + 1}: the '{opener}' on this line is not closed with '{closer}' "
+                "(or a ',' is missing between two of its values)"
+            )
+        if f"found '{closer}'" in problem:
+            return head + f"a '{closer}' without the '{opener}' that opens it"
+    if "expected <block end>" in problem or "did not find expected" in problem:
+        return (
+            head
+            + f"the indentation is wrong: {_setting(current)!r} does not line up with the settings above "
+            "it; indent each setting exactly like the others at its level" + tab_note
+        )
+    if "mapping values are not allowed" in problem:
+        # At the line's first ':' the line itself is out of place; at a later one the value holds ': '.
+        if current.find(":") == mark.column:
+            return (
+                head + f"the indentation is wrong: {_setting(current)!r} is indented further than the "
+                "setting above it, which already has a value; indent it like the others at its level"
+                + tab_note
+            )
+        return (
+            head + "a second ': ' on one line; a value that contains ': ' must be put in quotes, "
+            "like 'a: b'" + tab_note
+        )
+    if "could not find expected ':'" in problem:
+        context = getattr(exc, "context_mark", None)
+        line = context.line + 1 if context is not None else number
+        return f"{path} line {line}: a setting without ':'; write it as name: value"
+    if "alias" in problem or "anchor" in problem:
+        return head + "a value that starts with '*' or '&' must be put in quotes"
+    if "cannot start any token" in problem:
+        return (
+            head + f"a value cannot start with that character ({problem.split()[2]}); put the value in quotes"
+        )
+    return head + f"not valid YAML: {problem or exc}" + tab_note
 
 
 def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +23,9 @@ SKEW_LIMIT = 300  # the agent refuses signatures further off than this
 SKEW_WARN = 60
 
 
+MARK_WIDTH = len("WARNING")
+
+
 @dataclass
 class Check:
     name: str
@@ -30,15 +33,27 @@ class Check:
     detail: str
     fix: str | None = None
     warning: bool = False  # passes, but the user should look at it
+    skipped: bool = False  # could not be made (the detail says why)
+    notes: list[str] = field(default_factory=list)  # warnings that come with a passing check, one line each
 
     def line(self) -> str:
-        word = "FOUT" if not self.ok else ("LET OP" if self.warning else "OK  ")
-        text = f"{word} {self.name}: {self.detail}"
+        """The check's own line: its mark (OK, FAILED, WARNING, SKIPPED), name, detail and fix or advice."""
+        if not self.ok:
+            word = "FAILED"
+        elif self.skipped:
+            word = "SKIPPED"
+        else:
+            word = "WARNING" if self.warning else "OK"
+        text = f"{word:<{MARK_WIDTH}} {self.name}: {self.detail}"
         if not self.ok and self.fix:
             text += f" — fix: {self.fix}"
-        elif self.warning and self.fix:
+        elif (self.warning or self.skipped) and self.fix:
             text += f" — advice: {self.fix}"
         return text
+
+    def lines(self) -> list[str]:
+        """The check's line, then a WARNING line of its own for each note."""
+        return [self.line()] + [f"{'WARNING':<{MARK_WIDTH}} {self.name}: {note}" for note in self.notes]
 
 
 Clock = Callable[[], dt.datetime]
@@ -116,16 +131,21 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
         checks.append(_signature_unchecked())
         checks.append(_skew_check(skew))
         return checks + _not_checked(["Magento"], "the agent cannot reach its database"), ShopPrices(None)
-    try:
-        from client.agent_client import AgentClient, AgentError
+    from client.agent_client import AgentClient, AgentError
 
+    try:
         client = AgentClient.from_profile(profile)
     except ConfigError as exc:
         checks.append(Check("signature", False, str(exc), _secret_fix(profile)))
         checks.append(_skew_check(skew))
         return checks + _not_checked(["Magento"], "no signed call without the secret"), ShopPrices(None)
-    except Exception as exc:  # noqa: BLE001 - AgentError for a malformed URL
+    except AgentError as exc:  # a malformed URL
         checks.append(Check("signature", False, str(exc), "correct agent.url"))
+        checks.append(_skew_check(skew))
+        return checks + _not_checked(["Magento"], "no signed call was possible"), ShopPrices(None)
+    except Exception as exc:  # noqa: BLE001 - reported as this check, naming what it was
+        detail = f"unexpected error ({type(exc).__name__}): {exc}"
+        checks.append(Check("signature", False, detail, "run koppel --debug test-connection for the details"))
         checks.append(_skew_check(skew))
         return checks + _not_checked(["Magento"], "no signed call was possible"), ShopPrices(None)
     diagnostics: dict[str, Any] | None = None
@@ -192,16 +212,16 @@ AFTER_REACH = ("signature", "clock", "Magento")
 
 def _not_checked(names: Iterable[str], why: str) -> list[Check]:
     """A line for each check that could not be made, so the output always names every check."""
-    return [Check(name, True, f"not checked: {why}", warning=True) for name in names]
+    return [Check(name, True, why, skipped=True) for name in names]
 
 
 def _signature_unchecked() -> Check:
     return Check(
         "signature",
         True,
-        "not checked: the agent's Magento database is unreachable (HTTP 503), so it cannot answer signed calls",
+        "the agent's Magento database is unreachable (HTTP 503), so it cannot answer signed calls",
         "fix the database (see 'agent reachable') and run test-connection again",
-        warning=True,
+        skipped=True,
     )
 
 
@@ -311,10 +331,8 @@ def _magento_check(diagnostics: dict[str, Any]) -> Check:
     offset = database.get("clock_offset_seconds")
     if isinstance(offset, int | float) and abs(offset) > SKEW_WARN:
         parts.append(f"database clock {offset:+.0f} s off the agent's")
-    warnings = diagnostics.get("warnings") or []
-    if warnings:
-        parts.append("warnings: " + "; ".join(str(w) for w in warnings))
-    return Check("Magento", True, ", ".join(parts))
+    warnings = [str(w) for w in diagnostics.get("warnings") or []]
+    return Check("Magento", True, ", ".join(parts), notes=warnings)
 
 
 def check_snelstart(

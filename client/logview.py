@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-COLUMNS = ("Tijd", "Profiel", "Taak", "Niveau", "Essentieel", "Order", "Bericht", "Detail")
+COLUMNS = ("Time", "Profile", "Task", "Level", "Essential", "Order", "Message", "Detail")
 _WIDTHS = (20, 14, 30, 9, 11, 14, 90, 60)
-_LEVEL_MARK = {"error": "FOUT", "warning": "LET OP", "info": "", "debug": "detail"}
+_LEVEL_MARK = {"error": "ERROR", "warning": "WARNING", "info": "", "debug": "detail"}
 
 
 def _local(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
@@ -61,7 +61,7 @@ def export_xlsx(entries: Sequence[Any], path: Path, zone: ZoneInfo) -> int:
         raise ValueError(f"{path}: the folder {path.parent} does not exist")
     book = Workbook()
     sheet = book.active
-    sheet.title = "Logboek"
+    sheet.title = "Log"
     sheet.append(COLUMNS)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -75,7 +75,7 @@ def export_xlsx(entries: Sequence[Any], path: Path, zone: ZoneInfo) -> int:
                 entry.profile or "",
                 entry.task or "",
                 entry.level,
-                "ja" if entry.essential else "nee",
+                "yes" if entry.essential else "no",
                 entry.order or "",
                 entry.message,
                 entry.detail or "",

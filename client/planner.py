@@ -19,9 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from client.config import TASK_NAMES, ClientConfig, ConfigError, Profile, load_client_config
+from client.locking import ProfileLock, is_running, lock_path, read_holder
 from client.status import cli_db, from_text, to_text, utcnow
 
 Clock = Callable[[], dt.datetime]
+
+# The lock `koppel schedule` holds while it runs, beside the profiles' (no profile name starts with "_").
+SCHEDULER_LOCK = "_scheduler"
+
+
+def scheduler_running(state_path: Path) -> bool:
+    """True while a `koppel schedule` process runs on this state file."""
+    return is_running(state_path, SCHEDULER_LOCK)
+
+
+def scheduler_holder(state_path: Path) -> dict[str, object] | None:
+    """Who runs the scheduler (pid, since), as its lock file says; None when unknown."""
+    return read_holder(lock_path(state_path, SCHEDULER_LOCK))
 
 
 def next_after(next_run: dt.datetime, interval: dt.timedelta, now: dt.datetime) -> dt.datetime:
@@ -289,12 +303,22 @@ class Planner:
         tick_seconds: float = 20.0,
         stop: threading.Event | None = None,
         wall: Callable[[], float] = time.time,
-    ) -> None:
-        """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set); ``wall`` is the clock watched for jumps."""
+    ) -> bool:
+        """Foreground loop until Ctrl-C / SIGTERM (or ``stop`` is set); ``wall`` is the clock watched for jumps.
+
+        Returns True when Ctrl-C ended it. One scheduler per state file: a second one raises AlreadyRunning.
+        """
+        lock = ProfileLock(self.config.state, SCHEDULER_LOCK, what="koppel schedule")
+        lock.acquire()
+        try:
+            return self._loop(tick_seconds, stop or threading.Event(), wall)
+        finally:
+            lock.release()
+
+    def _loop(self, tick_seconds: float, stop: threading.Event, wall: Callable[[], float]) -> bool:
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
-        stop = stop or threading.Event()
         profiles = [p.name for p in self.config.profiles]
         scheduler = BackgroundScheduler(
             timezone=dt.UTC,
@@ -318,7 +342,9 @@ class Planner:
             previous = signal.signal(signal.SIGTERM, on_signal)
         scheduler.start()
         self.say(f"Scheduler running for {', '.join(profiles)}; stop with Ctrl-C")
+        self._log_quietly("info", "koppel schedule started", essential=False)
         last_wall, last_mono = wall(), time.monotonic()
+        interrupted = False
         try:
             while not stop.wait(1.0):
                 now_wall, now_mono = wall(), time.monotonic()
@@ -329,14 +355,26 @@ class Planner:
                     self.say(f"the clock jumped ({drift:+.0f} s); checking the schedule now")
                     self._wake_heartbeats()
         except KeyboardInterrupt:
-            pass
+            interrupted = True
         finally:
             self.say("Scheduler stopping (a run in progress is finished first) ...")
             scheduler.shutdown(wait=True)
             self._scheduler = None
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        self.say("Scheduler stopped")
+        stopped = "Scheduler stopped" + (" (Ctrl-C)" if interrupted else "")
+        self.say(stopped)
+        # Shown in the short log: it tells why scheduled runs stop after this moment.
+        self._log_quietly(
+            "info", f"{stopped}; scheduled runs wait until koppel schedule runs again", essential=True
+        )
+        return interrupted
+
+    def _log_quietly(self, level: str, message: str, *, essential: bool) -> None:
+        try:
+            self.state.log(None, level, message, essential=essential)
+        except Exception:  # noqa: BLE001 - a log line must not keep the scheduler from starting or stopping
+            pass
 
     def _safe_tick(self, profile: str) -> None:
         # An exception escaping here would only reach APScheduler's logger; the user must see it.

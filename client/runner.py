@@ -20,6 +20,7 @@ from client.config import TASK_NAMES, ClientConfig, Profile
 from client.locking import AlreadyRunning, ProfileLock
 from client.planner import pause_reason
 from client.status import IDLE, StatusBoard
+from client.wording import count
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -29,6 +30,8 @@ PARTIAL = "partial"  # the run finished, but some orders failed (they are retrie
 FAILED = "failed"  # the run stopped on an error
 BUSY = "busy"  # another process runs this profile
 PAUSED = "paused"
+INTERRUPTED = "interrupted"  # Ctrl-C (or another stop from outside) during the run
+INTERRUPTED_MESSAGE = "interrupted (Ctrl-C); the next run continues where this one stopped"
 
 STAGE_TEXT = {
     "orders": "importing orders",
@@ -77,20 +80,38 @@ def counts_of(result: Any) -> dict[str, int]:
 def describe_counts(counts: dict[str, int]) -> str:
     """One line of the counts the user cares about; zero counts are left out, except imported orders."""
     words = (
-        ("imported", "orders imported"),
-        ("skipped", "already imported"),
-        ("deferred", "deferred"),
-        ("dropped", "dropped"),
-        ("ignored", "ignored"),
-        ("failed", "failed"),
-        ("customers_created", "customers created"),
-        ("customers_matched", "customers matched"),
-        ("customers_updated", "customers updated"),
-        ("articles_created", "articles created"),
+        ("skipped", "", "already imported"),
+        ("deferred", "", "deferred"),
+        ("dropped", "", "dropped"),
+        ("ignored", "", "ignored"),
+        ("failed", "", "failed"),
+        ("customers_created", "customer", "created"),
+        ("customers_matched", "customer", "matched"),
+        ("customers_updated", "customer", "updated"),
+        ("articles_created", "article", "created"),
     )
-    parts = [f"{counts.get('imported', 0)} orders imported"]
-    parts += [f"{counts[k]} {text}" for k, text in words[1:] if counts.get(k)]
+    parts = [f"{count(counts.get('imported', 0), 'order')} imported"]
+    for key, noun, verb in words:
+        if counts.get(key):
+            parts.append(f"{count(counts[key], noun)} {verb}" if noun else f"{counts[key]} {verb}")
     return ", ".join(parts)
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message says all there is (a wrong setting, an unreachable part); no traceback for them."""
+    from client.agent_client import AgentError
+    from client.config import ConfigError
+    from client.locking import AlreadyRunning
+    from client.snelstart.base import SnelStartError
+    from client.state import StateError
+    from client.webstock import StockExportError
+
+    return (AgentError, AlreadyRunning, ConfigError, SnelStartError, StateError, StockExportError, OSError)
+
+
+def error_detail(exc: BaseException) -> str | None:
+    """The traceback to keep in the log: only for an error koppel did not foresee."""
+    return None if isinstance(exc, expected_errors()) else traceback.format_exc()
 
 
 def stock_available() -> bool:
@@ -179,14 +200,37 @@ def _run(
         )
         board.run_finished(run_id, outcome.result, outcome.message, outcome.counts)
         return outcome
+    except KeyboardInterrupt:
+        # Ctrl-C: leave a true record behind, in the history and in the log, then let it go on up.
+        _record_stop(state, board, run_id, name, task, INTERRUPTED, INTERRUPTED_MESSAGE, "warning")
+        raise
     except BaseException as exc:
-        # Ctrl-C or something unforeseen: leave a true record behind, then let it go on up.
-        if run_id is not None:
-            board.run_finished(run_id, FAILED, f"interrupted ({type(exc).__name__})")
+        # Something unforeseen that is no Exception (SystemExit and the like): the same, naming it.
+        message = f"stopped by {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        _record_stop(state, board, run_id, name, task, FAILED, message, "error")
         raise
     finally:
         board.set_activity(name, None, IDLE)
         lock.release()
+
+
+def _record_stop(
+    state: Any,
+    board: StatusBoard,
+    run_id: int | None,
+    name: str,
+    task: str,
+    result: str,
+    message: str,
+    level: str,
+) -> None:
+    """History and log of a run that did not end by itself; never hides the exception that stopped it."""
+    try:
+        if run_id is not None:
+            board.run_finished(run_id, result, message)
+        state.log(name, level, f"Task {task} {message}", essential=True, task=task)
+    except Exception:  # noqa: BLE001 - the stop itself is what the caller must see
+        pass
 
 
 def _work(
@@ -255,11 +299,7 @@ def _work(
                 stock_result, stock_note = _export_stock(config, profile, backend, state, agent, on_progress)
             except Exception as exc:  # noqa: BLE001 - the import stands; only the stock part failed
                 state.log(
-                    name,
-                    "error",
-                    f"Stock export failed: {exc}",
-                    essential=True,
-                    detail=traceback.format_exc(),
+                    name, "error", f"Stock export failed: {exc}", essential=True, detail=error_detail(exc)
                 )
                 stock_note, result = f"stock export failed: {exc}", FAILED
             counts.update({f"stock_{k}": v for k, v in counts_of(stock_result).items()})
@@ -272,7 +312,7 @@ def _work(
                 "error",
                 f"Task {task} stopped: {exc}",
                 essential=True,
-                detail=traceback.format_exc(),
+                detail=error_detail(exc),
                 task=task,
             )
         counts = counts_of(import_result)
@@ -304,7 +344,8 @@ def describe_stock(result: Any) -> str:
     """One line on a stock export: what was sent and what Magento did with it."""
     counts = counts_of(result)
     sent = counts.get("sent", 0)
-    text = f"web stock: {sent} items sent ({counts.get('updated', 0)} updated, {counts.get('unchanged', 0)} unchanged"
+    text = f"web stock: {count(sent, 'item')} sent ({counts.get('updated', 0)} updated, "
+    text += f"{counts.get('unchanged', 0)} unchanged"
     for key, word in (
         ("unknown", "unknown in Magento"),
         ("not_managed", "not managed"),

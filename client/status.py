@@ -173,7 +173,7 @@ class StatusBoard:
                 (profile,),
             ).fetchone()
         if row is None:
-            return Activity(profile, None, "bezig")
+            return Activity(profile, None, "running")
         return Activity(profile, row[0], row[1], row[2], row[3], from_text(row[4]), from_text(row[5]))
 
     # -- run history ------------------------------------------------------------------------------------

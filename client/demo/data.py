@@ -12,6 +12,7 @@ Generated from a seed: the same seed gives the same shop.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -247,8 +248,17 @@ def _breakfast_item(ids: dict[str, int]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build_orders(shop: Shop, count: int, known_codes: dict[str, int], *, seed: int = 2026) -> DemoShop:
-    """The catalogue plus ``count`` orders spread over the last ten days; returns what was made."""
+def build_orders(
+    shop: Shop,
+    count: int,
+    known_codes: dict[str, int],
+    *,
+    seed: int = 2026,
+    progress: Callable[[int], None] | None = None,
+) -> DemoShop:
+    """The catalogue plus ``count`` orders spread over the last ten days; returns what was made.
+
+    ``progress`` is called with the number of orders written so far, after each one."""
     rng = random.Random(seed)
     if shop.has_table("core_config_data"):
         # The catalogue's prices were typed incl. VAT (18.95, not 17.3853), as Dutch shops do; the shop's tax
@@ -323,7 +333,50 @@ def build_orders(shop: Shop, count: int, known_codes: dict[str, int], *, seed: i
         summary.awaiting_payment += state == "pending_payment"
         summary.canceled += state == "canceled"
         summary.with_discount += coupon
+        if progress is not None:
+            progress(summary.orders)
     return summary
+
+
+# Magento 2's stock indexers and the table and column their changelog triggers watch.
+STOCK_VIEWS = {
+    "cataloginventory_stock": ("cataloginventory_stock_item", "product_id"),
+    "inventory": ("inventory_source_item", "source_item_id"),
+}
+
+
+def use_update_by_schedule(shop: Shop) -> list[str]:
+    """Put the stock indexers on "Update by Schedule", the way Magento does it: the view's mode, a changelog
+    table and triggers that record every change of the watched table in it.
+
+    This is the mode a shop should run in: stock the agent writes then reaches the storefront through
+    Magento's cron, and the agent has no reason to mark an indexer invalid. Returns the views switched."""
+    if not shop.has_table("mview_state"):
+        return []
+    switched = []
+    with shop.conn.cursor() as cur:
+        for view, (table, column) in STOCK_VIEWS.items():
+            if not shop.has_table(table):
+                continue
+            changelog = shop.table(f"{view}_cl")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {changelog} (version_id int unsigned NOT NULL AUTO_INCREMENT, "
+                "entity_id int unsigned NOT NULL DEFAULT 0, PRIMARY KEY (version_id)) ENGINE=InnoDB"
+            )
+            for event, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD")):
+                trigger = f"`trg_{shop.prefix}{table}_after_{event}`"
+                cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+                cur.execute(
+                    f"CREATE TRIGGER {trigger} AFTER {event.upper()} ON {shop.table(table)} FOR EACH ROW "
+                    f"INSERT IGNORE INTO {changelog} (entity_id) VALUES ({row}.`{column}`)"
+                )
+            cur.execute(
+                f"UPDATE {shop.table('mview_state')} SET mode = 'enabled' WHERE view_id = %s", (view,)
+            )
+            switched.append(view)
+    if not shop.conn.get_autocommit():
+        shop.conn.commit()
+    return switched
 
 
 def _title(method: str) -> str:

@@ -46,9 +46,12 @@ class MariaDB:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
         return name
 
-    def drop_database(self, name: str) -> None:
+    def drop_database(self, name: str) -> bool:
+        """Drop the database if it is there; True when it was."""
         with self.connect() as conn, conn.cursor() as cur:
+            found = cur.execute("SHOW DATABASES LIKE %s", (name.replace("_", "\\_"),))
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        return bool(found)
 
 
 def reachable(host: str, port: int) -> bool:

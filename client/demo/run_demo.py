@@ -9,10 +9,12 @@ unless --keep asks to leave them for exploring.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ import yaml
 
 from client.demo.mariadb import MariaDB, PrivateMariaDB, free_port, reachable
 from client.locking import AlreadyRunning, ProfileLock, lock_path
+from client.wording import count, plural
 
 MARKER = ".koppel-demo"
 PROFILE = "demo"
@@ -44,6 +47,7 @@ OWN_GLOBS = ("koppel-state.sqlite*", "administratie.sqlite*")
 LOCK_BASE, LOCK_NAME = ".koppel", "demo"
 
 Say = Callable[[str], None]
+PROGRESS_SECONDS = 2.0  # a long step says how far it got at most this often
 
 
 class DemoError(Exception):
@@ -105,29 +109,92 @@ def prepare_folder(folder: Path) -> bool:
     return earlier
 
 
-def _stop_kept(folder: Path) -> None:
-    """Stop the agent and drop the database an earlier `koppel demo --keep` left running."""
+def _ours(pid: Any, *needles: str) -> bool:
+    """The process is alive and its command line names every needle (a recycled pid must never be killed)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return all(needle.encode() in cmdline for needle in needles)
+
+
+def _end(pid: int, timeout: float = 20) -> None:
+    """SIGTERM, then wait (it is not our child, so by polling) until the process is gone; SIGKILL at the end."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def _stop_kept(folder: Path) -> list[str]:
+    """Stop what an earlier `koppel demo --keep` left running (agent, database, private MariaDB); says what."""
     info_path = folder / "demo-info.json"
     if not info_path.exists():
-        return
+        return []
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except ValueError:
-        return
+        return []
+    done: list[str] = []
     pid = info.get("agent_pid")
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    # Only a process that is still our agent: a recycled pid must never be killed.
-    if (
-        pid
-        and cmdline.exists()
-        and b"agent" in cmdline.read_bytes()
-        and str(folder.resolve()).encode() in cmdline.read_bytes()
-    ):
-        os.kill(pid, 15)
+    if _ours(pid, "agent", str(folder.resolve())):
+        _end(pid)
+        done.append(f"stopped the agent (process {pid})")
     db = info.get("database")
     server = MariaDB(host=info.get("db_host", "127.0.0.1"), port=info.get("db_port", 3306))
-    if db and db.startswith("koppel_demo_") and reachable(server.host, server.port):
-        server.drop_database(db)
+    if (
+        db
+        and db.startswith("koppel_demo_")
+        and reachable(server.host, server.port)
+        and server.drop_database(db)
+    ):
+        done.append(f"dropped database {db}")
+    private_dir, private_pid = info.get("private_dir"), info.get("private_pid")
+    if private_dir and _ours(private_pid, "--datadir", private_dir):
+        _end(private_pid, timeout=60)
+        done.append(f"stopped the private MariaDB (process {private_pid})")
+    if private_dir and Path(private_dir).name.startswith("koppel-mariadb-"):
+        shutil.rmtree(private_dir, ignore_errors=True)
+    info_path.unlink(missing_ok=True)
+    return done
+
+
+def stop_demo(folder: Path, say: Say = print) -> int:
+    """`koppel demo --stop`: end what a kept demo left running; its files stay for `koppel status` and `log`."""
+    folder = Path(folder)
+    if not folder.is_dir() or not (folder / MARKER).exists():
+        say(f"koppel demo --stop: {folder} holds no koppel demo; give the folder of the demo with --dir")
+        return 2
+    try:
+        lock = lock_folder(folder)
+    except DemoError as exc:
+        say(f"koppel demo --stop: {exc}")
+        return 1
+    try:
+        done = _stop_kept(folder)
+    finally:
+        lock.release()
+    if not done:
+        say(f"Nothing to stop: no demo in {folder} was left running.")
+    else:
+        say(f"Kept demo in {folder} ended: {', '.join(done)}.")
+    return 0
 
 
 def find_mariadb(say: Say) -> MariaDB:
@@ -306,7 +373,7 @@ def run_demo(folder: Path, *, keep: bool = False, orders: int = 40, say: Say = p
 
 def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
     from client.config import load_client_config
-    from client.demo.data import build_orders
+    from client.demo.data import build_orders, use_update_by_schedule
     from client.demo.shop import Shop
     from client.runner import OK, run_task
     from client.snelstart.local_init import init_local
@@ -329,17 +396,24 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         say(f"SnelStart: local administration with sample relaties, artikelen and templates: {admin}")
 
         conn = server.connect(database)
+        ticker = Ticker(say)
         try:
             shop = Shop.install(conn, 2, "", parts=("core", "stock"))
-            made = build_orders(shop, orders, known_relatie_codes(admin))
+            made = build_orders(
+                shop,
+                orders,
+                known_relatie_codes(admin),
+                progress=lambda done: ticker(
+                    f"  Magento 2: {done} of {count(orders, 'demo order')} written ..."
+                ),
+            )
+            scheduled = use_update_by_schedule(shop)
         finally:
             conn.close()
-        say(
-            f"Magento 2: demo shop in database {database}: {made.orders} orders "
-            f"({made.registered} by registered customers, {made.guests} by guests, {made.business} business; "
-            f"{made.with_discount} with a coupon, {made.with_fee} with a payment fee; "
-            f"{made.awaiting_payment} awaiting payment, {made.canceled} canceled)"
-        )
+        say(f"Magento 2: demo shop in database {database}: {describe_shop(made)}")
+        if scheduled:
+            # Otherwise every push marks the stock indexers invalid and test-connection warns about it.
+            say(f"  stock indexers ({', '.join(scheduled)}) on Update by Schedule, as a shop should run them")
 
         agent = Agent(folder, server, database)
         agent.start(keep)
@@ -355,6 +429,10 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
                     "db_port": server.port,
                     "agent_pid": agent.proc.pid if agent.proc else None,
                     "agent_url": agent.url,
+                    "private_dir": str(server.private.dir) if server.private else None,
+                    "private_pid": server.private.proc.pid
+                    if server.private and server.private.proc
+                    else None,
                     "kept": keep,
                 }
             ),
@@ -364,7 +442,10 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         say("")
         say("Import 1: koppel run --task import_orders_and_export_stock")
         with StateStore(config.state) as state:
-            first = run_task(config, PROFILE, "import_orders_and_export_stock", state=state)
+            progress = import_progress(Ticker(say))
+            first = run_task(
+                config, PROFILE, "import_orders_and_export_stock", state=state, progress=progress
+            )
             second = run_task(config, PROFILE, "import_orders_and_export_stock", state=state)
         say_outcome(first, say)
         say("")
@@ -385,11 +466,11 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
             say(
                 f"Left running (--keep): agent pid {agent.proc.pid if agent.proc else '?'} on {agent.url}, database {database}"
             )
-            say(f"  A new `koppel demo --dir {folder}` stops and removes them.")
             if server.private is not None:
                 say(
                     f"  Private MariaDB on port {server.port} (data in {server.private.dir}) keeps running too."
                 )
+            say(f"  `koppel demo --stop --dir {folder}` stops them (a new `koppel demo` there does too).")
         else:
             if agent is not None:
                 agent.stop()
@@ -409,6 +490,46 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
     return 0 if ok else 1
 
 
+class Ticker:
+    """Says a progress line at most every ``every`` seconds, so a long step is not silent and a short one is."""
+
+    def __init__(self, say: Say, every: float | None = None) -> None:
+        self.say = say
+        self.every = PROGRESS_SECONDS if every is None else every
+        self.last = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.say(text)
+
+
+def import_progress(ticker: Ticker) -> Callable[[str, int, int | None], None]:
+    """The engine's progress callback, as progress lines of the demo."""
+    from client.runner import STAGE_TEXT
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        of = f" of {total}" if total else ""
+        ticker(f"  {STAGE_TEXT.get(stage, stage)}: {done}{of} ...")
+
+    return progress
+
+
+def describe_shop(made: Any) -> str:
+    """What the demo shop holds, in one line."""
+
+    def by(number: int, who: str) -> str:
+        return f"{number} by {'a ' + who if number == 1 else who + 's'}"
+
+    return (
+        f"{count(made.orders, 'order')} ({by(made.registered, 'registered customer')}, "
+        f"{by(made.guests, 'guest')}, "
+        f"{made.business} business; {made.with_discount} with a coupon, {made.with_fee} with a payment fee; "
+        f"{made.awaiting_payment} awaiting payment, {made.canceled} canceled)"
+    )
+
+
 def second_run_line(second: Any) -> str:
     """What the second import shows; "exactly once" only when it is true, failures named plainly."""
     from client.runner import OK
@@ -416,14 +537,15 @@ def second_run_line(second: Any) -> str:
     result = second.import_result
     new = result.imported if result is not None else "?"
     failed = result.failed if result is not None else 0
+    imported = f"{new} new {plural(new, 'order') if isinstance(new, int) else 'orders'} imported"
     if failed:
         return (
-            f"  {new} new orders imported; {failed} order(s) FAILED again and are not in SnelStart "
-            f"(reasons above; koppel retries them on every run)"
+            f"  {imported}; {count(failed, 'order')} FAILED again and {'is' if failed == 1 else 'are'} not in "
+            "SnelStart (reasons above; koppel retries them on every run)"
         )
     if second.result == OK:
-        return f"  {new} new orders imported — every order is in SnelStart exactly once"
-    return f"  {new} new orders imported — {second.result}: {second.message}"
+        return f"  {imported} — every order is in SnelStart exactly once"
+    return f"  {imported} — {second.result}: {second.message}"
 
 
 def say_outcome(outcome: Any, say: Say) -> None:
@@ -442,14 +564,15 @@ def say_outcome(outcome: Any, say: Say) -> None:
         say(f"    … and {len(result.created) - 5} more (koppel log shows them all)")
     (known, known_orders), (new, new_orders) = customer_groups(result.created)
     say(
-        f"  Customers matched:   {_count(known, 'relatie')} already in SnelStart, on {_count(known_orders, 'order')}"
+        f"  Customers matched:   {count(known, 'relatie')} already in SnelStart, "
+        f"on {count(known_orders, 'order')}"
     )
-    say(f"  Customers created:   {_count(new, 'new relatie')}, on {_count(new_orders, 'order')}")
+    say(f"  Customers created:   {count(new, 'new relatie')}, on {count(new_orders, 'order')}")
     say(f"  Articles created:    {result.articles_created}")
     say(f"  Waiting for payment: {result.deferred} (imported once paid)")
     say(f"  Not imported:        {result.ignored} canceled")
     if result.failures:
-        say(f"  FAILED:              {len(result.failures)} order(s) not imported:")
+        say(f"  FAILED:              {count(len(result.failures), 'order')} not imported:")
     for number, reason in result.failures:
         say(f"    FAILED {number}: {reason}")
     stock = outcome.stock_result
@@ -478,10 +601,6 @@ def customer_groups(created: list[Any]) -> tuple[tuple[int, int], tuple[int, int
             known.add(order.relatiecode)
             known_orders += 1
     return (len(known), known_orders), (len(made), new_orders)
-
-
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}{'' if number == 1 else 's'}"
 
 
 def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:

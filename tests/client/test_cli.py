@@ -162,8 +162,15 @@ def test_ctrl_c_during_a_run_says_where_the_next_run_goes_on(tmp_path: Path) -> 
         agent.kill()
         agent.wait()
     assert run.returncode == 130, out + err
-    assert err.strip() == "koppel: interrupted; the next run continues where this one stopped"
+    assert err.strip() == "koppel: interrupted (Ctrl-C); the next run continues where this one stopped"
     assert "Traceback" not in out + err and "Aborted" not in out + err
+    # The history and the log say so too, in words (not an exception's class name).
+    status = koppel("status", "--config", str(config)).stdout
+    assert "(manual) — interrupted\n" in status
+    assert "interrupted (Ctrl-C); the next run continues where this one stopped" in status
+    assert "KeyboardInterrupt" not in status
+    log = koppel("log", "--config", str(config)).stdout
+    assert "WARNING  Task import_orders interrupted (Ctrl-C); the next run continues" in log
 
 
 HOLDER = """
@@ -278,11 +285,16 @@ def test_test_connection_reports_each_failure_with_a_fix(tmp_path: Path) -> None
     lines = done.stdout.splitlines()
     agent_line = next(line for line in lines if "agent reachable" in line)
     assert (
-        agent_line.strip().startswith("FOUT") and "connection refused" in agent_line and "fix:" in agent_line
+        agent_line.strip().startswith("FAILED  agent reachable:")
+        and "connection refused" in agent_line
+        and "fix:" in agent_line
     )
-    assert any(line.strip().startswith("OK   SnelStart (local)") for line in lines)
+    assert any(line.strip().startswith("OK      SnelStart (local)") for line in lines)
     template = next(line for line in lines if "template:" in line)
-    assert template.strip().startswith("FOUT") and "'Bestaat niet'" in template and "Webshop" in template
+    assert template.strip().startswith("FAILED  template:") and "'Bestaat niet'" in template
+    # The checks that need an answering agent say they were skipped and why; the last line counts failures.
+    assert "  SKIPPED signature: the agent does not answer" in lines
+    assert lines[-1] == "2 checks failed."
 
 
 def test_clock_skew_check() -> None:
@@ -315,7 +327,8 @@ def test_autostart_xdg_entry_written_and_removed_in_a_temp_home(config_path: Pat
     text = entry.read_text(encoding="utf-8")
     assert f"Exec={sys.executable} -m client.cli --config {config_path.resolve()} schedule" in text
     assert "Type=Application" in text
-    assert "LET OP" not in done.stdout  # the secret is in client.yml: nothing to warn about
+    assert "WARNING" not in done.stdout  # the secret is in client.yml: nothing to warn about
+    assert done.stdout.startswith(f"autostart entry {entry} written; it starts at your next logon")
     removed = koppel("autostart", "remove", "--method", "xdg", env=env)
     assert removed.returncode == 0 and not entry.exists()
 
@@ -333,7 +346,7 @@ def test_autostart_warns_about_secrets_from_the_environment(tmp_path: Path) -> N
     env.update(HOME=str(home), KOPPEL_SHOP_SECRET="x" * 40)  # set in this window only, as the user had it
     done = koppel("autostart", "install", "--method", "xdg", "--config", str(config), env=env)
     assert done.returncode == 0, done.stderr
-    warning = next(line for line in done.stdout.splitlines() if line.startswith("LET OP"))
+    warning = next(line for line in done.stdout.splitlines() if line.startswith("WARNING: "))
     assert "shop: agent.secret_env" in warning and "KOPPEL_SHOP_SECRET" in warning
     assert "secret_file" in warning
     windows = autostart.environment_warnings(config, "schtasks")
@@ -383,11 +396,13 @@ def test_template_vat_mode_is_compared_with_how_the_shop_enters_prices(tmp_path:
     )
     incl = Verkoopsjabloon("1", "Webshop", prijs_incl_btw=True)
     assert (
-        _template_check(profile, [incl], True).line().startswith("OK   template: 'Webshop', prices including")
+        _template_check(profile, [incl], True)
+        .line()
+        .startswith("OK      template: 'Webshop', prices including")
     )
     mismatch = _template_check(profile, [incl], False)
     assert mismatch.ok and mismatch.warning
-    assert mismatch.line().startswith("LET OP template:") and "excluding VAT" in mismatch.line()
+    assert mismatch.line().startswith("WARNING template:") and "excluding VAT" in mismatch.line()
 
 
 def test_status_shows_local_times_pausing_and_idle(tmp_path: Path, capsys) -> None:  # noqa: ANN001
@@ -428,3 +443,119 @@ def test_quantities_and_amounts_are_shown_as_people_write_them() -> None:
     assert show_quantity(Decimal("3.0000")) == "3" and show_quantity(Decimal("1.5000")) == "1.5"
     assert show_quantity(Decimal("10")) == "10" and show_quantity(Decimal("100.0000")) == "100"
     assert show_money(Decimal("13.9201")) == "13.92" and show_money("24.9500") == "24.95"
+
+
+# -- what a new user following the README ran into ------------------------------------------------------------
+
+
+def test_a_client_yml_in_another_encoding_is_wrong_use_named_in_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    latin = tmp_path / "client.yml"
+    latin.write_bytes("profiles:\n  - name: shop\n    description: café\n".encode("latin-1"))
+    assert main(["status", "--config", str(latin)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"koppel: {latin} line 3: byte 46 (0xE9, 'é' in Windows-1252/Latin-1) is not UTF-8; save it as UTF-8 "
+        "text (Notepad: Save as, Encoding UTF-8)\n"
+    )
+    assert main(["profiles", "--config", str(tmp_path)]) == 2
+    assert "that is a folder, not a file" in capsys.readouterr().err
+
+
+def test_snelstart_init_on_a_folder_says_it_is_one(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["snelstart", "init", "--local", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{tmp_path} is a folder; give the file to create, e.g. --local {tmp_path / 'administratie.sqlite'}"
+        in err
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_flags_without_a_value_and_each_default_once(capsys) -> None:  # noqa: ANN001
+    for command in [[], *COMMANDS]:
+        assert main([*command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "<bool>" not in out, command
+    assert main(["schedule", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("default") == 1 and "[default: 20.0]" in out and "SECONDS" in out
+    assert main(["--help"]) == 0
+    assert "--version" in capsys.readouterr().out
+
+
+def test_version(capsys) -> None:  # noqa: ANN001
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"koppel {version('koppel')}\n"
+    done = koppel("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"koppel {version('koppel')}"
+
+
+def test_status_right_after_a_manual_run_without_a_scheduler(config_path: Path) -> None:
+    # Nothing listens on port 9: the manual run fails, but it is a run, and status must make sense after it.
+    assert koppel("run", "--config", str(config_path)).returncode == 1
+    out = koppel("status", "--config", str(config_path)).stdout
+    assert out.startswith("Scheduler: not running — scheduled runs wait for `koppel schedule`")
+    assert "(manual) — failed" in out
+    assert "next run:  as soon as `koppel schedule` runs, then every 15m" in out
+    assert "due now" not in out
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 60) -> list[str]:
+    import time
+
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not seen in {seen}")
+
+
+def test_koppel_schedule_is_seen_by_status_refuses_a_second_and_exits_130_on_ctrl_c(
+    config_path: Path,
+) -> None:
+    scheduler = subprocess.Popen(
+        [sys.executable, "-u", "-m", "client.cli", "schedule", "--tick", "1", "--config", str(config_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_line(scheduler, "Scheduler running for shop")
+        status = koppel("status", "--config", str(config_path)).stdout
+        assert status.startswith(f"Scheduler: koppel schedule is running (process {scheduler.pid})")
+        second = koppel("schedule", "--tick", "1", "--config", str(config_path))
+        assert second.returncode == 3
+        assert (
+            f"koppel schedule is already running for this client.yml's state file (process {scheduler.pid})"
+            in (second.stderr)
+        )
+        wait_for_line(
+            scheduler, "shop/import_orders: failed"
+        )  # its first run, against an agent that is not there
+    finally:
+        scheduler.send_signal(signal.SIGINT)
+        rest, _ = scheduler.communicate(timeout=60)
+    assert scheduler.returncode == 130, rest  # as the README's exit codes say
+    assert "Scheduler stopped (Ctrl-C)" in rest
+    log = koppel("log", "--config", str(config_path)).stdout
+    assert "Scheduler stopped (Ctrl-C); scheduled runs wait until koppel schedule runs again" in log
+    after = koppel("status", "--config", str(config_path)).stdout
+    assert after.startswith("Scheduler: not running")
+
+
+def test_run_output_counts_agree_with_their_nouns() -> None:
+    from types import SimpleNamespace
+
+    from client.runner import describe_stock
+
+    one = SimpleNamespace(sent=1, updated=1, unchanged=0, unknown=0, not_managed=0, invalid=0, full=False)
+    assert describe_stock(one) == "web stock: 1 item sent (1 updated, 0 unchanged)"

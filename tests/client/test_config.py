@@ -181,7 +181,7 @@ def test_duplicate_key_is_refused(tmp_path):
 
 def test_yaml_syntax_error_names_line(tmp_path):
     path = write(tmp_path, "profiles:\n  - name: a\n    agent: {url: x\n")
-    with pytest.raises(ConfigError, match=r"line \d+: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"line 3: the '\{' on this line is not closed with '\}'"):
         load_client_config(path)
 
 
@@ -370,3 +370,141 @@ def test_a_short_secret_is_refused_at_load(tmp_path, monkeypatch):
     agent = load_client_config(EXAMPLE).profiles[0].agent
     with pytest.raises(ConfigError, match="9 characters; the agent requires at least 32"):
         agent.secret_value()
+
+
+# -- files a new user may really have: other encodings, folders, hand-edited YAML ---------------------------
+
+
+def test_a_file_that_is_not_utf8_names_line_and_byte_and_the_fix(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace("www.example.nl", "www.café.nl", 1)
+    latin = tmp_path / "latin.yml"
+    data = text.encode("latin-1", errors="replace")  # the arrows in comments become '?'
+    latin.write_bytes(data)
+    byte = data.index("é".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_client_config(latin)
+    assert str(caught.value) == (
+        f"{latin} line {line_of_bytes(latin, b'caf')}: byte {byte + 1} (0xE9, 'é' in "
+        "Windows-1252/Latin-1) is not UTF-8; save it as UTF-8 text (Notepad: Save as, Encoding UTF-8)"
+    )
+    binary = tmp_path / "binary.yml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(
+        ConfigError, match=r"binary\.yml: not a text file \(byte 1, on line 1, is the control"
+    ):
+        load_client_config(binary)
+    # UTF-16 without a byte-order mark is full of NUL bytes: the same "not a text file", with the fix.
+    bare = tmp_path / "bare16.yml"
+    bare.write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(ConfigError, match="not a text file .* save it as UTF-8"):
+        load_client_config(bare)
+
+
+def line_of_bytes(path: Path, needle: bytes) -> int:
+    data = path.read_bytes()
+    return data.count(b"\n", 0, data.index(needle)) + 1
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-8-sig"])
+def test_unicode_with_a_byte_order_mark_is_read(tmp_path, codec):
+    # Notepad's "Unicode" is UTF-16 with a byte-order mark; "UTF-8 with BOM" starts with one too.
+    text = EXAMPLE.read_text(encoding="utf-8").replace("www.example.nl", "www.café.nl", 1)
+    path = tmp_path / "client.yml"
+    path.write_bytes(text.encode(codec))
+    assert load_client_config(path).profiles[0].description == "www.café.nl"
+
+
+def test_a_secret_file_that_is_not_utf8_is_named(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes("geheim-wachtwoord-van-de-agent-é-0123456789".encode("latin-1"))
+    path = example_with(tmp_path, "secret_env: KOPPEL_AGENT_SECRET", "secret_file: secret.txt")
+    agent = load_client_config(path).profiles[0].agent
+    with pytest.raises(ConfigError) as caught:
+        agent.secret_value()
+    assert str(caught.value).startswith(f"agent.secret_file: {secret} line 1: byte 32 (0xE9")
+    assert "save it as UTF-8" in str(caught.value)
+    secret.unlink()
+    secret.mkdir()
+    with pytest.raises(ConfigError, match=f"agent.secret_file: {re.escape(str(secret))} is a folder"):
+        agent.secret_value()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "says"),
+    [
+        # One space less: the line lines up with nothing above it.
+        ("    agent:  ", "   agent:  ", "   agent:", "the indentation is wrong: 'agent:' does not line up"),
+        # Two spaces more, after a line that has its value.
+        ("      key_id: office", "        key_id: office", "key_id: office",
+         "the indentation is wrong: 'key_id: office' does not line up"),
+        ("    paused: false\n", "    paused: false\n      agent_url: x\n", "agent_url: x",
+         "the indentation is wrong: 'agent_url: x' is indented further than the setting above it"),
+        ("      url: https://www.example.nl/koppel", "\t  url: https://www.example.nl/koppel", "url: https",
+         "a tab character; use spaces, not tabs"),
+        ("description: www.example.nl ", "description: 'www.example.nl ", "description: 'www",
+         "a quote is opened but never closed"),
+        ("description: www.example.nl ", "description: shop: www.example.nl ", "description: shop",
+         "a second ': ' on one line; a value that contains ': ' must be put in quotes"),
+        ("defer_states: [pending_payment, payment_review]", "defer_states: [pending_payment, payment_review",
+         "defer_states: [", "the '[' on this line is not closed with ']'"),
+        ("      key_id: office", "      key_id office", "key_id office", "a setting without ':'"),
+    ],
+)  # fmt: skip
+def test_yaml_mistakes_are_said_plainly_with_their_line(tmp_path, old, new, needle, says):
+    path = example_with(tmp_path, old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_client_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} line {line_of(path, needle)}: {says}"), message
+    assert "<block" not in message and "not valid YAML" not in message
+
+
+def test_a_tab_in_a_badly_indented_line_says_use_spaces(tmp_path):
+    path = write(tmp_path, "profiles:\n  - name: shop\n    agent:\n      url: x\n  \t  key_id: y\n")
+    with pytest.raises(ConfigError, match="line 5: .*use spaces, not tabs"):
+        load_client_config(path)
+
+
+def test_a_folder_given_as_client_yml_is_called_a_folder(tmp_path, monkeypatch):
+    with pytest.raises(
+        ConfigError, match=rf"^--config {re.escape(str(tmp_path))}: that is a folder, not a file"
+    ):
+        find_config_path(str(tmp_path))
+    write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
+    with pytest.raises(ConfigError, match=rf"did you mean {re.escape(str(tmp_path / 'client.yml'))}\?"):
+        find_config_path(str(tmp_path))
+    monkeypatch.setenv("KOPPEL_CONFIG", str(tmp_path))
+    with pytest.raises(ConfigError, match="^KOPPEL_CONFIG=.*: that is a folder"):
+        find_config_path(None)
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        load_client_config(tmp_path)
+
+
+def test_snelstart_path_pointing_at_a_folder_says_so_at_load(tmp_path):
+    (tmp_path / "admins").mkdir()
+    path = example_with(tmp_path, "path: ./administratie.sqlite", "path: ./admins")
+    with pytest.raises(ConfigError) as caught:
+        load_client_config(path)
+    assert str(caught.value) == (
+        f"{path} line {line_of(path, 'path: ./admins')}: profiles[0].snelstart.path: {tmp_path / 'admins'} is a "
+        f"folder; give the administration file, e.g. {tmp_path / 'admins' / 'administratie.sqlite'}"
+    )
+    # With another backend the key is not used, so a folder there is no error.
+    b2b = path.read_text(encoding="utf-8").replace("backend: local", "backend: b2b")
+    assert parse_client_config(b2b, path).profiles[0].snelstart.backend == "b2b"
+
+
+def test_the_b2b_rate_tier_defaults_to_development(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace("backend: local", "backend: b2b")
+    assert parse_client_config(text, tmp_path / "client.yml").profiles[0].snelstart.tier == "development"
+    chosen = text.replace("# tier: development ", "tier: production ")
+    assert parse_client_config(chosen, tmp_path / "client.yml").profiles[0].snelstart.tier == "production"
+    wrong = text.replace("# tier: development ", "tier: gold ")
+    with pytest.raises(ConfigError, match=r"snelstart\.tier: .*'development' or 'production'"):
+        parse_client_config(wrong, tmp_path / "client.yml")
+
+
+def test_the_examples_path_and_its_init_command_agree():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    path = re.search(r"^\s+path: \./(\S+)", text, re.M).group(1)  # type: ignore[union-attr]
+    assert f"koppel snelstart init --local {path} --sample" in text

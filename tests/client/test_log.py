@@ -54,7 +54,7 @@ def test_default_view_shows_essentials_and_verbose_the_detail(
     assert main(["log", "--config", str(config_path)]) == 0
     short = capsys.readouterr().out
     assert "SnelStart order 1042" in short and "Müller GmbH" in short
-    assert "FOUT" in short and "orders.shipping_costs" in short
+    assert "ERROR  Magento order 100000013 failed: orders.shipping_costs" in short
     assert "matched by e-mail" not in short
     # --config before the sub-command works the same.
     assert main(["--config", str(config_path), "log", "--verbose"]) == 0
@@ -72,17 +72,53 @@ def test_export_writes_a_workbook_with_every_entry(config_path: Path, tmp_path: 
     assert main(["log", "--config", str(config_path), "--export", str(target)]) == 0
     assert "3 log entries written" in capsys.readouterr().out
     book = load_workbook(target)
-    sheet = book["Logboek"]
+    sheet = book["Log"]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == COLUMNS
     assert len(rows) == 4
     first = rows[1]
-    assert first[1:7] == ("shop", "import_orders", "info", "ja", "100000012", entries[0].message)
+    assert rows[0] == ("Time", "Profile", "Task", "Level", "Essential", "Order", "Message", "Detail")
+    assert first[1:7] == ("shop", "import_orders", "info", "yes", "100000012", entries[0].message)
     # Times are the local wall time of client.yml's zone, as a real Excel date.
     assert first[0] == entries[0].ts.astimezone(AMS).replace(tzinfo=None, microsecond=0)
     assert rows[2][7].startswith("step 1: code absent")
     assert rows[3][3] == "error"
     assert sheet.freeze_panes == "A2"
+
+
+def test_export_does_not_replace_an_existing_file_unless_forced(
+    config_path: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        fill(state)
+    target = tmp_path / "log.xlsx"
+    target.write_bytes(b"last month's archive")
+    # Refused, and nothing is cleared either: the log is still all there is.
+    assert main(["log", "--export", str(target), "--clear", "--config", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--export {target}: that file already exists; add --force to replace it" in err
+    assert target.read_bytes() == b"last month's archive"
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        assert len(state.log_entries()) == 3
+    assert main(["log", "--export", str(target), "--force", "--config", str(config_path)]) == 0
+    assert "3 log entries written" in capsys.readouterr().out
+    assert len(list(load_workbook(target)["Log"].iter_rows(values_only=True))) == 4
+
+
+def test_counts_in_log_messages_agree_with_their_number(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        state.log("shop", "info", "the one entry", essential=True)
+    target = tmp_path / "one.xlsx"
+    assert main(["log", "--export", str(target), "--clear", "--config", str(config_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"1 log entry written to {target}",
+        "Log cleared (1 entry removed).",
+    ]
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        for number in range(2):
+            state.log("shop", "info", f"entry {number}", essential=True)
+    assert main(["log", "--limit", "1", "--config", str(config_path)]) == 0
+    assert "(only the newest 1 entry is shown; " in capsys.readouterr().out
 
 
 def test_export_refuses_a_wrong_file_name_without_writing(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
@@ -142,7 +178,7 @@ def test_export_and_clear_writes_the_workbook_first(config_path: Path, tmp_path:
     assert main(["log", "--export", str(target), "--clear", "--config", str(config_path)]) == 0
     out = capsys.readouterr().out
     assert "3 log entries written" in out and "3 entries removed" in out
-    assert len(list(load_workbook(target)["Logboek"].iter_rows(values_only=True))) == 4
+    assert len(list(load_workbook(target)["Log"].iter_rows(values_only=True))) == 4
     with StateStore(tmp_path / "koppel-state.sqlite") as state:
         assert state.log_entries() == []
 
@@ -165,7 +201,7 @@ def test_status_names_the_reason_of_a_failed_order_after_the_log_is_cleared(
     assert main(["log", "--clear", "--yes", "--config", str(config_path)]) == 0
     assert main(["status", "--config", str(config_path)]) == 0
     short = capsys.readouterr().out
-    assert "1 failed order(s)" in short and "koppel log says why" not in short
+    assert "1 failed order, retried" in short and "koppel log says why" not in short
     assert "koppel status --verbose" in short
     assert main(["status", "--verbose", "--config", str(config_path)]) == 0
     assert (
@@ -219,3 +255,32 @@ def test_a_run_removes_entries_older_than_four_weeks_without_anyone_reading_the_
         messages = [row[0] for row in conn.execute("SELECT message FROM log ORDER BY id")]
     assert "Customer Käthe Schröder created as relatie 15" not in messages
     assert messages[0] == "Customer Femke Visser created as relatie 10" and len(messages) > 1
+
+
+def test_verbose_log_keeps_tracebacks_for_unexpected_errors_only(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from client.config import load_client_config
+    from client.runner import run_task
+
+    path = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", tmp_path / "admin.sqlite")])
+    config = load_client_config(path)
+    # Expected: the local administration is not there. Its message says it all.
+    assert run_task(config, "shop", "import_orders").result == "failed"
+    assert main(["log", "--verbose", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Task import_orders stopped: local SnelStart administration" in out
+    assert "Traceback" not in out
+
+    class Broken:
+        def close(self) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> None:
+            raise ZeroDivisionError("a bug in koppel")
+
+    # Unexpected: a bug. Its traceback is what a helpdesk needs, so the detail keeps it.
+    with StateStore(config.state) as state:
+        state.clear_log()
+        assert run_task(config, "shop", "import_orders", state=state, backend=Broken()).result == "failed"
+    assert main(["log", "--verbose", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback (most recent call last)" in out and "ZeroDivisionError: a bug in koppel" in out

@@ -363,3 +363,32 @@ def test_a_profile_added_while_the_scheduler_runs_is_planned_and_a_removed_one_i
         assert not any("scheduling failed" in line for line in said), said
         assert not [e for e in state.log_entries() if e.level == "error"]
     assert planner.tick("shop") == []
+
+
+def test_one_scheduler_per_state_file(tmp_path: Path) -> None:
+    from client.locking import AlreadyRunning
+    from client.planner import scheduler_holder, scheduler_running
+
+    config = make_config(tmp_path, {"import_orders": {"interval": "15m", "next_run": "2030-01-01 00:00"}})
+    stop = threading.Event()
+    with StateStore(config.state) as state:
+        first = Planner(config, state, run_task=lambda *a, **k: "ok", say=lambda _: None)
+        worker = threading.Thread(target=first.run_forever, kwargs={"tick_seconds": 1, "stop": stop})
+        assert not scheduler_running(config.state)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not scheduler_running(config.state) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert scheduler_running(config.state)
+            holder = scheduler_holder(config.state)
+            assert holder is not None and holder["what"] == "koppel schedule"
+            second = Planner(config, state, run_task=lambda *a, **k: "ok", say=lambda _: None)
+            with pytest.raises(AlreadyRunning):
+                second.run_forever(tick_seconds=1, stop=threading.Event())
+        finally:
+            stop.set()
+            worker.join(30)
+        assert not scheduler_running(config.state)
+        stopped = [e.message for e in state.log_entries() if e.profile is None]
+        assert stopped[-1] == "Scheduler stopped; scheduled runs wait until koppel schedule runs again"

@@ -150,8 +150,23 @@ def test_counts_are_taken_from_the_engine_result() -> None:
     assert counts["imported"] == 3 and counts["failed"] == 1 and "created" not in counts
     text = describe_counts(counts)
     assert text.startswith("3 orders imported")
-    assert "1 failed" in text and "2 customers created" in text and "1 articles created" in text
+    assert "1 failed" in text and "2 customers created" in text and "1 article created" in text
     assert "deferred" not in text
+    # One of a thing is singular, everywhere in the line.
+    one = describe_counts(
+        {"imported": 1, "customers_created": 1, "customers_matched": 1, "articles_created": 1}
+    )
+    assert one == "1 order imported, 1 customer created, 1 customer matched, 1 article created"
+    assert describe_counts({}) == "0 orders imported"
+
+
+def test_counts_and_nouns_agree() -> None:
+    from client.wording import count
+
+    assert [count(n, "order") for n in (0, 1, 2)] == ["0 orders", "1 order", "2 orders"]
+    assert count(1, "log entry") == "1 log entry" and count(3, "log entry") == "3 log entries"
+    assert count(2, "new relatie") == "2 new relaties" and count(2, "batch") == "2 batches"
+    assert count(5, "item", "pieces") == "5 pieces"
 
 
 def test_lock_note_names_the_holder(tmp_path: Path) -> None:
@@ -164,3 +179,29 @@ def test_lock_note_names_the_holder(tmp_path: Path) -> None:
     # Released on leaving the block: a new one succeeds.
     with ProfileLock(state_path, "shop"):
         pass
+
+
+def test_a_run_stopped_by_ctrl_c_is_recorded_and_logged_as_such(config) -> None:  # noqa: ANN001
+    class CtrlC:
+        def close(self) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> None:
+            raise KeyboardInterrupt
+
+    with StateStore(config.state) as state:
+        with pytest.raises(KeyboardInterrupt):
+            run_task(config, "shop", "import_orders", state=state, backend=CtrlC())
+        last = StatusBoard(state, config.state).last_run("shop", "import_orders")
+        assert (last.result, last.message) == (
+            "interrupted",
+            "interrupted (Ctrl-C); the next run continues where this one stopped",
+        )
+        entry = state.log_entries("shop")[-1]
+        assert (entry.level, entry.essential) == ("warning", True)
+        assert (
+            entry.message
+            == "Task import_orders interrupted (Ctrl-C); the next run continues where this one stopped"
+        )
+        # The lock went with it: the next run can start.
+        assert not is_running(config.state, "shop")
