@@ -5,10 +5,10 @@ web orders must be in SnelStart before their quantities can be claimed).
 
 The order of things is what keeps the shop's figures honest:
 
-1. Read everything the figures depend on: SnelStart completely (stock articles, open web orders) and the Magento
-   orders this profile knows but has not imported yet (deferred while awaiting payment, failed), which hold
-   stock in Magento. Any error there ends the export before anything is sent: a half-read picture would push
-   zeroes or overstated figures.
+1. Read everything the figures depend on: SnelStart completely (open web orders, stock articles, composites
+   without stock control of their own) and the Magento orders this profile knows but has not imported yet
+   (deferred while awaiting payment, failed), which hold stock in Magento. Any error there ends the export
+   before anything is sent: a half-read picture would push zeroes or overstated figures.
 2. Settle batches a previous run sent without hearing the answer. They are sent again under their own request
    id; the agent answers a known id from its ledger without writing, so a batch is applied at most once, and
    the figures it carried are recorded as sent only once the agent confirmed them.
@@ -38,9 +38,8 @@ from client.rules.webstock import (
     parts_placed_by,
     qty_text,
     sku_claims,
-    sku_of,
 )
-from client.snelstart.base import Artikel, SnelStartBackend
+from client.snelstart.base import SnelStartBackend
 from client.state import StateStore, utcnow
 
 TASK = "import_orders_and_export_stock"
@@ -236,9 +235,12 @@ def read_web_stock(
         # and is claimed as well (a figure too low for one run), instead of neither (a figure too high).
         orders = backend.open_web_orders()
         artikelen = backend.stock_artikelen()
-        by_id = {a.id: a for a in artikelen}
-        # A composite without stock control of its own still claims its parts on an open order, so its recipe
-        # is needed too; there are only as many of these lookups as distinct such articles on open orders.
+        # Composites without stock control of their own: their figure follows their parts, and an order for
+        # one (open, or in Magento not imported yet) takes its parts.
+        composites = backend.recipe_artikelen()
+        by_id = {a.id: a for a in (*artikelen, *composites)}
+        # An open order can also name a composite outside both lists (made inactive since): its parts still
+        # leave the warehouse. There are only as many of these lookups as distinct such articles.
         others = {
             r.artikel_id for o in orders for r in o.regels if r.artikel_id and r.artikel_id not in by_id
         }
@@ -246,31 +248,12 @@ def read_web_stock(
             artikel = backend.get_artikel(artikel_id)
             if artikel is not None and artikel.recept:
                 by_id[artikel_id] = artikel
-        # Likewise a composite without stock control on a Magento order not imported yet: its parts are held.
-        held = _held_composites(backend, unimported, artikelen, code_field)
     except Exception as exc:  # noqa: BLE001 - whatever broke the read, the answer is the same: send nothing
         raise StockExportError(f"reading stock from SnelStart failed, no stock was sent: {exc}") from exc
     claims = open_claims(orders, by_id, parts_placed_by(recipes_mode))
-    for artikel_id, qty in sku_claims(unimported, [*held, *artikelen], code_field).items():
+    for artikel_id, qty in sku_claims(unimported, [*artikelen, *composites], code_field).items():
         claims[artikel_id] = claims.get(artikel_id, Decimal(0)) + qty
-    return compute_web_stock(artikelen, claims, code_field), len(artikelen), len(orders)
-
-
-def _held_composites(
-    backend: SnelStartBackend,
-    lines: Sequence[tuple[str, Decimal]],
-    artikelen: Sequence[Artikel],
-    code_field: str,
-) -> list[Artikel]:
-    """Active articles with a recipe, outside the stock list, that Magento order lines name by SKU (one lookup
-    per such distinct SKU; the lines are those of the few orders not imported yet)."""
-    known = {sku.casefold() for a in artikelen if (sku := sku_of(a, code_field)) is not None}
-    found: dict[str, Artikel] = {}
-    for sku in sorted({s.casefold(): s for s, _ in lines if s.casefold() not in known}.values()):
-        for artikel in backend.artikelen_by_code(sku, code_field):
-            if artikel.recept and not artikel.is_non_actief:
-                found[artikel.id] = artikel
-    return list(found.values())
+    return compute_web_stock([*artikelen, *composites], claims, code_field), len(artikelen), len(orders)
 
 
 def unimported_order_lines(

@@ -38,7 +38,10 @@ from tests.mariadb import MariaDB
 D = Decimal
 TASK = "import_orders_and_export_stock"
 LOW_VAT = {"1001": 9, "1006": 9}  # the sample administration's food articles
-SKUS = ("1001", "1002", "1003", "1004", "1006")
+# 1005 is the sample's gift set: a recipe of one 1001 and one 1002 without stock control of its own, sold in
+# this shop as a product of its own (a simple product in Magento, whose figure koppel has to keep right).
+SKUS = ("1001", "1002", "1003", "1004", "1005", "1006")
+GIFT_SET = "1005"
 KINDS = {
     "m1": (1, "legacy"),
     "m2-legacy": (2, "legacy"),
@@ -95,16 +98,26 @@ class World:
         return outcome
 
     def expected(self) -> dict[str, Decimal]:
-        """Free stock minus open web orders, straight from the SnelStart administration (never below zero)."""
+        """Free stock minus open web orders, straight from the SnelStart administration (never below zero); the
+        gift set as many as its parts allow. A gift set on an open order takes its parts (orders.recipes is
+        ``never`` here, so the import did not place them as lines)."""
         with LocalBackend(self.admin) as backend:
             free = {a.id: (a.artikelcode, a.vrije_voorraad) for a in backend.stock_artikelen()}
+            [gift] = backend.artikelen_by_code(GIFT_SET)
+            assert not gift.voorraad_controle and gift.recept
             claimed: dict[str, Decimal] = {}
             for order in backend.open_web_orders():
                 for regel in order.regels:
-                    if regel.artikel_id in free:
-                        code = free[regel.artikel_id][0]
-                        claimed[code] = claimed.get(code, D(0)) + regel.aantal
-        return {code: max(vrij - claimed.get(code, D(0)), D(0)) for code, vrij in free.values()}
+                    parts = (
+                        [(p.artikel_id, p.aantal) for p in gift.recept] if regel.artikel_id == gift.id else []
+                    )
+                    for artikel_id, per_unit in [(regel.artikel_id, D(1)), *parts]:
+                        if artikel_id in free:
+                            code = free[artikel_id][0]
+                            claimed[code] = claimed.get(code, D(0)) + regel.aantal * per_unit
+        figures = {code: max(vrij - claimed.get(code, D(0)), D(0)) for code, vrij in free.values()}
+        figures[GIFT_SET] = min(figures[free[p.artikel_id][0]] // p.aantal for p in gift.recept)
+        return figures
 
     def sellable(self) -> dict[str, Decimal]:
         """What Magento will sell per SKU, read from Magento's own tables; the agent's GET /v1/stock must say
@@ -205,7 +218,7 @@ def test_imported_order_and_magento_figure_is_free_stock_minus_open_web_orders(w
     after = world.expected()
     assert after["1001"] == free_before["1001"] - 2 and after["1002"] == free_before["1002"] - 4
     assert world.sellable() == after == world.pushed()
-    assert second.stock_result.sent == 2  # only the two SKUs that changed
+    assert second.stock_result.sent == 3  # only the two SKUs that changed, and the gift set made of them
     if world.stock_mode == "msi":
         # Magento keeps its reservations; the source quantity carries them so that salable = pushed.
         source = world.magento.source("1002")
@@ -283,4 +296,35 @@ def test_an_order_in_the_race_window_that_changes_nothing_in_snelstart_leaves_ma
     following = world.run()
     assert web_orders(world.admin) == {"000000401": 1}
     assert world.sellable() == world.expected() and world.sellable()["1002"] == initial["1002"] - 2
-    assert following.stock_result.sent == 1
+    # 1002, and the gift set whose scarcest part the cups are (Magento sells the set as a product of its own, so
+    # only koppel brings it down with its parts).
+    assert initial["1002"] < initial["1001"] and following.stock_result.sent == 2
+    assert world.sellable()[GIFT_SET] == initial["1002"] - 2
+
+
+def test_the_gift_set_follows_its_parts(world: World) -> None:
+    """Issue 6: a composite without stock control of its own gets min over its parts of floor(part web stock /
+    quantity per unit) — the gift set sells out with its scarcest part instead of being offered forever."""
+    world.run()
+    start = world.expected()
+    assert world.sellable()[GIFT_SET] == min(start["1001"], start["1002"]) > 0
+
+    # Two gift sets and one cup set sold: the gift set's parts are claimed through its recipe, and the gift
+    # set's own figure in Magento (lowered by Magento for the two sold) comes from its parts again.
+    world.place_order("000000501", {GIFT_SET: 2, "1002": 1})
+    world.run()
+    after = world.expected()
+    assert after["1001"] == start["1001"] - 2 and after["1002"] == start["1002"] - 3
+    shown = world.sellable()
+    assert shown == after == world.pushed()
+    assert shown[GIFT_SET] == min(after["1001"], after["1002"])
+
+    # The cups run out in SnelStart (sold over the counter): the gift set is sold out in Magento as well.
+    with LocalBackend(world.admin) as backend:
+        backend.set_technische_voorraad(
+            "1002", backend.artikelen_by_code("1002")[0].technische_voorraad - after["1002"]
+        )
+    world.run()
+    shown = world.sellable()
+    assert shown["1002"] == 0 and shown[GIFT_SET] == 0 and shown["1001"] == after["1001"]
+    assert shown == world.expected()

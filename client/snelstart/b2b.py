@@ -56,6 +56,10 @@ LANDEN_MAX_AGE = dt.timedelta(days=7)
 MODIFIED_OVERLAP = dt.timedelta(hours=2, minutes=5)
 
 STOCK_FILTER = "VoorraadControle eq true and IsNonActief eq false"
+# Composites without stock control of their own: their web stock follows their parts.
+RECIPE_FILTER = "IsHoofdartikel eq true and VoorraadControle eq false and IsNonActief eq false"
+NON_STOCK_FILTER = "VoorraadControle eq false and IsNonActief eq false"
+RECIPE_REUSE = dt.timedelta(minutes=10)
 
 # Field limits from SnelStart's error catalogue (REL-/VOR- codes) and the OpenAPI file.
 LIMITS = {
@@ -134,6 +138,7 @@ class B2BBackend:
         self._sjablonen: list[Verkoopsjabloon] | None = None
         self._omzetgroepen: list[Omzetgroep] | None = None
         self._known_orders: dict[str, set[str]] = {}  # betalingskenmerk → order ids seen before a create
+        self._every_artikel: tuple[dt.datetime, list[Artikel]] | None = None  # last unfiltered read, and when
 
     @classmethod
     def from_settings(cls, settings: Any, state: Any, **kwargs: Any) -> B2BBackend:
@@ -664,22 +669,51 @@ class B2BBackend:
 
     def stock_artikelen(self) -> list[Artikel]:
         # vrijeVoorraad moves without ModifiedOn changing, so stock is read in full every time. The filter keeps
-        # that to the stock articles (pages of 25 count against the hourly limit); the portal spells the
-        # property differently from the model, so an administration that refuses the filter is read unfiltered.
+        # that to the stock articles (pages of 25 count against the hourly limit).
+        artikelen = self._web_stock_artikelen((STOCK_FILTER, None), "stock")
+        return [a for a in artikelen if a.voorraad_controle and not a.is_non_actief]
+
+    def recipe_artikelen(self) -> list[Artikel]:
+        # Read afresh like the stock, so that a recipe changed in SnelStart counts at once. isHoofdartikel is a
+        # read-only property that SnelStart may not filter on; then the articles without stock control are read.
+        # Recipes need not be read to the second: when it comes to reading every article, the list the stock read
+        # of this run just took serves (a second full read would double the calls, 25 articles each).
+        artikelen = self._web_stock_artikelen(
+            (RECIPE_FILTER, NON_STOCK_FILTER, None), "recipe", reuse=RECIPE_REUSE
+        )
+        return [a for a in artikelen if a.recept and not a.voorraad_controle and not a.is_non_actief]
+
+    def _web_stock_artikelen(
+        self, filters: tuple[str | None, ...], what: str, reuse: dt.timedelta | None = None
+    ) -> list[Artikel]:
+        """The articles of the first of ``filters`` that SnelStart accepts (None: every article, or the full list
+        read within ``reuse``), read so that no row is skipped when the list moves during the read; the caller
+        selects. The portal spells properties differently from the model, hence the fall-backs."""
         read_at = self._now()
-        try:
-            rows = self.http.get_all("/artikelen", {"$filter": STOCK_FILTER})
-        except h.NotFound:
-            raise
-        except SnelStartRefusal as exc:
-            log.info("SnelStart refused the stock filter (%s); reading every article", exc)
-            artikelen = [self._artikel_from_api(r) for r in self.http.get_all("/artikelen")]
-            self.mirror.apply_refresh("artikel", artikelen, full=True, read_at=read_at)
-        else:
+        for odata_filter in filters:
+            if odata_filter is None:
+                if reuse is not None and self._every_artikel and read_at - self._every_artikel[0] <= reuse:
+                    return self._every_artikel[1]
+                artikelen = [
+                    self._artikel_from_api(r) for r in self.http.get_all("/artikelen", contiguous=True)
+                ]
+                self.mirror.apply_refresh("artikel", artikelen, full=True, read_at=read_at)
+                self._every_artikel = (read_at, artikelen)
+                return artikelen
+            try:
+                rows = self.http.get_all("/artikelen", {"$filter": odata_filter}, contiguous=True)
+            except h.NotFound:
+                raise
+            except SnelStartRefusal as exc:
+                log.info(
+                    "SnelStart refused the %s filter %r (%s); reading more widely", what, odata_filter, exc
+                )
+                continue
             artikelen = [self._artikel_from_api(r) for r in rows]
             # A subset: stored, but it must not move the ModifiedOn watermark past unseen other articles.
             self.mirror.store("artikel", artikelen)
-        return [a for a in artikelen if a.voorraad_controle and not a.is_non_actief]
+            return artikelen
+        raise ValueError("the last of the filters must be None (every article)")
 
     # -- verkooporders ---------------------------------------------------------------------------------------
     def sjablonen(self) -> list[Verkoopsjabloon]:
@@ -712,7 +746,8 @@ class B2BBackend:
         return orders
 
     def open_web_orders(self) -> list[Verkooporder]:
-        rows = self.http.get_all("/verkooporders", {"$filter": "ProcesStatus eq 'Order'"})
+        # Orders leave this list whenever the shop processes one, also while it is being read.
+        rows = self.http.get_all("/verkooporders", {"$filter": "ProcesStatus eq 'Order'"}, contiguous=True)
         return [self._order_from_api(r) for r in rows if r.get("betalingskenmerk")]
 
     def _order_body(self, order: NieuweVerkooporder) -> dict[str, Any]:

@@ -290,6 +290,13 @@ class SnelStartBackend(Protocol):
         Must raise (never return a partial list) when the read fails."""
         ...
 
+    def recipe_artikelen(self) -> list[Artikel]:
+        """Every active composite (recipe) article without voorraad_controle of its own, with its recept: the
+        shop may sell as many as its parts allow.
+
+        Must raise (never return a partial list) when the read fails."""
+        ...
+
     # -- verkooporders ------------------------------------------------------------------------------------
     def sjablonen(self) -> list[Verkoopsjabloon]: ...
 

@@ -956,6 +956,15 @@ class LocalBackend:
         with self._read() as conn:
             return self._artikelen_where(conn, "a.voorraad_controle = 1 AND a.is_non_actief = 0", ())
 
+    def recipe_artikelen(self) -> list[Artikel]:
+        with self._read() as conn:
+            return self._artikelen_where(
+                conn,
+                "a.voorraad_controle = 0 AND a.is_non_actief = 0 "
+                "AND a.id IN (SELECT artikel_id FROM recept_regels)",
+                (),
+            )
+
     # -- verkooporders --------------------------------------------------------------------------------------
     def last_order_sjabloon(self, relatie_id: str) -> str | None:
         with self._read() as conn:

@@ -27,6 +27,7 @@ from tests.client.conftest import AgentServer, MagentoDB, client_profile, guest,
 D = Decimal
 T0 = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 IN_MAGENTO = ("1001", "1002", "1003", "1004", "1006")
+GIFT_SET = "1005"
 
 
 class RecordingAgent(AgentClient):
@@ -143,6 +144,9 @@ def setup(
     magento = StockShop(conn, 2, "")
     stock_products(magento)
     magento.product("MAGENTO-ONLY", qty=7, in_stock=1, source_qty=7)
+    # The gift set (SnelStart: a recipe of 1001 + 1002 without stock control) is a bundle here, as in the demo:
+    # Magento derives a bundle's salability from its selections, so the agent leaves it alone (not_managed).
+    magento.product(GIFT_SET, type_id="bundle", qty=0, in_stock=1)
     state = StateStore(tmp_path / "koppel-state.sqlite")
     yield Setup(magento, local_admin, agent_server, state, client_config(), Clock())
     state.close()
@@ -167,11 +171,16 @@ def test_first_export_pushes_every_stock_article_that_magento_has(setup: Setup) 
     # MSI without reservations: Magento's salable quantity is the figure sent.
     assert {sku: shown[sku][1] for sku in IN_MAGENTO} == expected
     assert shown["MAGENTO-ONLY"] == (D(7), D(7))  # not in SnelStart: left alone
-    assert result.full and result.sent == 5 and result.batches == 1 and result.open_orders == 2
+    assert result.full and result.sent == 6 and result.batches == 1 and result.open_orders == 2
     assert result.updated + result.unchanged == 5 and result.unknown == 0
-    assert [item["sku"] for item in agent.posts[0]["items"]] == sorted(IN_MAGENTO)
+    # The gift set gets what its parts allow; Magento's bundle follows its selections itself.
+    assert result.not_managed == 1
+    posted = {item["sku"]: item["qty"] for item in agent.posts[0]["items"]}
+    assert list(posted) == sorted((*IN_MAGENTO, GIFT_SET))
+    assert posted[GIFT_SET] == str(min(expected["1001"], expected["1002"]))
     log = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")]
-    assert "5 sent in 1 batch(es)" in log[-1].message and "2 open web orders" in log[-1].message
+    assert "6 sent in 1 batch(es)" in log[-1].message and "2 open web orders" in log[-1].message
+    assert "1 not managed" in log[-1].message
 
 
 def test_second_run_sends_only_changes_and_a_full_push_a_day_later(setup: Setup) -> None:
@@ -187,8 +196,9 @@ def test_second_run_sends_only_changes_and_a_full_push_a_day_later(setup: Setup)
         backend.set_technische_voorraad("1002", D(99))
     setup.clock.now += dt.timedelta(hours=1)
     changed = setup.export(agent)
-    assert changed.sent == 2 and changed.updated == 2
-    assert sorted(i["sku"] for i in agent.posts[-1]["items"]) == ["1002", "1003"]
+    # 1002 and 1003, and the gift set whose scarcest part the cups were.
+    assert changed.sent == 3 and changed.updated == 2 and changed.not_managed == 1
+    assert sorted(i["sku"] for i in agent.posts[-1]["items"]) == ["1002", "1003", GIFT_SET]
     free = setup.free()
     assert setup.magento_stock("1002", "1003") == {
         "1002": (free["1002"], free["1002"]),
@@ -197,7 +207,7 @@ def test_second_run_sends_only_changes_and_a_full_push_a_day_later(setup: Setup)
 
     setup.clock.now += dt.timedelta(days=1)
     daily = setup.export(agent)
-    assert daily.full and daily.sent == 5 and daily.unchanged == 5
+    assert daily.full and daily.sent == 6 and daily.unchanged == 5 and daily.not_managed == 1
     assert agent.sku_pages >= 1  # the daily SKU refresh
     setup.clock.now += dt.timedelta(minutes=5)
     assert setup.export(agent).sent == 0
@@ -286,7 +296,7 @@ def test_batch_with_a_lost_answer_is_resent_under_its_id_and_applied_once(setup:
     with pytest.raises(StockExportError, match="0 items sent so far"):
         setup.export(lost)
     [(request_id, items)] = _pending(setup.state)
-    assert lost.posts[0]["request_id"] == request_id and len(items) == 5
+    assert lost.posts[0]["request_id"] == request_id and len(items) == 6
     free = setup.free()
     assert setup.magento_stock("1001")["1001"][0] == free["1001"]  # the agent did apply it
 
@@ -304,7 +314,7 @@ def test_batch_with_a_lost_answer_is_resent_under_its_id_and_applied_once(setup:
     assert retry.resent_batches == 1 and _pending(setup.state) == []
     # The agent answered from its ledger: the batch was not written a second time over the sale.
     assert setup.magento_stock("1001")["1001"][0] == free["1001"] - 1
-    assert retry.sent == 5 and len(agent.posts) == 1  # nothing changed since: no new batch
+    assert retry.sent == 6 and len(agent.posts) == 1  # nothing changed since: no new batch
 
 
 def test_unknown_sku_refreshes_the_sku_list_and_is_not_sent_again(setup: Setup) -> None:
@@ -344,7 +354,7 @@ def test_product_added_in_magento_gets_its_figure_within_the_hour(setup: Setup) 
     setup.magento.run("DELETE FROM catalog_product_entity WHERE sku = '1006'")
     setup.magento.run("DELETE FROM inventory_source_item WHERE sku = '1006'")
     first = setup.export()
-    assert first.not_in_magento == 1 and first.sent == 4
+    assert first.not_in_magento == 1 and first.sent == 5
     setup.magento.product("1006", qty=5, in_stock=1, source_qty=5)
     setup.clock.now += dt.timedelta(minutes=20)
     assert setup.export().sent == 0  # the SKU list is 20 minutes old: not fetched again yet
@@ -367,7 +377,7 @@ def test_runner_imports_then_exports(setup: Setup, shop: Any) -> None:
     assert setup.magento_stock("1002")["1002"][0] == D(0)  # no stock export in this task
     outcome = run_task(setup.config, "shop", "import_orders_and_export_stock", state=setup.state)
     assert outcome.result == "ok", outcome.message
-    assert outcome.counts["stock_sent"] == 5 and "web stock: 5 items sent" in outcome.message
+    assert outcome.counts["stock_sent"] == 6 and "web stock: 6 items sent" in outcome.message
     assert setup.magento_stock("1002")["1002"] == (free["1002"] - 3, free["1002"] - 3)
 
 
@@ -378,9 +388,11 @@ def test_state_tables_survive_reopen(setup: Setup, tmp_path: Path) -> None:
         .execute("SELECT sku_key, qty FROM webstock_pushed WHERE profile = 'shop' ORDER BY sku_key")
         .fetchall()
     )
-    free = setup.free()
-    assert [r[0] for r in rows] == sorted(IN_MAGENTO)
-    assert json.dumps(dict(rows)) == json.dumps({k: str(int(max(free[k], D(0)))) for k in sorted(IN_MAGENTO)})
+    free = {k: max(v, D(0)) for k, v in setup.free().items()}
+    free[GIFT_SET] = min(free["1001"], free["1002"])
+    skus = sorted((*IN_MAGENTO, GIFT_SET))
+    assert [r[0] for r in rows] == skus  # not_managed is recorded too: not sent again while it stays the same
+    assert json.dumps(dict(rows)) == json.dumps({k: str(int(free[k])) for k in skus})
 
 
 def test_a_batch_the_agent_refuses_as_a_whole_is_dropped_and_its_skus_sent_afresh(setup: Setup) -> None:
@@ -508,10 +520,11 @@ def test_counts_are_logged_also_when_the_push_stops_halfway(setup: Setup) -> Non
     setup.clock.now += dt.timedelta(minutes=5)
     retry = setup.export()
     assert retry.resent_batches == 1 and retry.full and _pending(setup.state) == []
-    assert retry.sent == 1 + 5 and retry.updated == 0 and retry.unchanged == 6
+    # The batch that never arrived held 1005 (the bundle: not managed) and 1006.
+    assert retry.sent == 2 + 6 and retry.updated == 0 and retry.unchanged == 1 + 5 and retry.not_managed == 2
     free = setup.free()
     assert {s: q for s, (q, _) in setup.magento_stock(*IN_MAGENTO).items()} == {
         s: max(free[s], D(0)) for s in IN_MAGENTO
     }
     last = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")][-1]
-    assert "6 sent in 2 batch(es): 0 updated, 6 unchanged" in last.message and last.level == "info"
+    assert "8 sent in 2 batch(es): 0 updated, 6 unchanged" in last.message and last.level == "info"

@@ -141,6 +141,80 @@ def test_recipe_without_stock_controlled_parts_uses_its_own_free_stock():
     assert web(artikelen, [order([("SET", 2)])]).by_sku == {"ART-SET": D(4)}
 
 
+def test_composite_without_stock_control_follows_its_parts():
+    """Issue 6: such a composite has no free stock of its own in SnelStart; the shop may sell as many as its
+    scarcest part allows, after what the open web orders already claim."""
+    artikelen = [
+        art("A", 11),
+        art("B", 7),
+        art("C", 0, controle=False),  # not stock-controlled: never the limit, however little SnelStart shows
+        art("SET", 0, controle=False, recept=[("A", 2), ("B", 3), ("C", 1)], plaatsing="choice"),
+        art("HALF", 0, controle=False, recept=[("A", "0.5")]),
+    ]
+    assert web(artikelen, []).by_sku == {"ART-A": D(11), "ART-B": D(7), "ART-SET": D(2), "ART-HALF": D(22)}
+    # An open order for one set, its recipe not placed as lines: the parts go with it (A 9, B 4).
+    assert web(artikelen, [order([("SET", 1)])]).by_sku == {
+        "ART-A": D(9),
+        "ART-B": D(4),
+        "ART-SET": D(1),
+        "ART-HALF": D(18),
+    }
+    # A part claimed past zero: its figure and the set's stop at zero, the other part's stays.
+    assert web(artikelen, [order([("B", 9)])]).by_sku == {
+        "ART-A": D(11),
+        "ART-B": D(0),
+        "ART-SET": D(0),
+        "ART-HALF": D(22),
+    }
+
+
+def test_composite_none_of_whose_parts_counts_gets_no_figure():
+    artikelen = [
+        art("C", 100, controle=False),
+        art("D", 100, controle=False),
+        art("SET", 0, controle=False, recept=[("C", 1), ("D", 2)]),
+        art("GONE", 0, controle=False, recept=[("Z", 1)]),  # its part is not among the articles at all
+        art("OLD", 0, controle=False, recept=[("A", 1)], inactive=True),
+        art("A", 4),
+    ]
+    result = web(artikelen, [order([("SET", 1)])])
+    assert result.by_sku == {"ART-A": D(4)}
+    assert result.problems == []  # nothing to push is not a problem of the article
+
+
+def test_composite_of_composites_without_stock_control():
+    artikelen = [
+        art("A", 40),
+        art("INNER", 0, controle=False, recept=[("A", 2)]),
+        art("OUTER", 0, controle=False, recept=[("INNER", 3)]),
+    ]
+    assert web(artikelen, []).by_sku == {"ART-A": D(40), "ART-INNER": D(20), "ART-OUTER": D(6)}
+    # One OUTER on an open order takes 3 INNER, that is 6 A: the claim reaches the part SnelStart counts.
+    assert web(artikelen, [order([("OUTER", 1)])]).by_sku == {
+        "ART-A": D(34),
+        "ART-INNER": D(17),
+        "ART-OUTER": D(5),
+    }
+    # The same through Magento orders not imported yet.
+    claims = sku_claims([("ART-OUTER", D(2))], artikelen, "artikelcode")
+    assert claims == {"OUTER": D(2), "INNER": D(6), "A": D(12)}
+
+
+def test_composite_without_stock_control_needs_its_own_sku():
+    artikelen = [
+        art("A", 6, code="A-1"),
+        art("SET", 0, code="SET-1", controle=False, recept=[("A", 1)], extra={"SKU": ""}),
+        art("NOSET", 0, code="NOSET-1", controle=False, recept=[("X", 1)]),
+    ]
+    result = web(artikelen, [], code_field="SKU")
+    assert result.by_sku == {}
+    # A has no SKU either; NOSET gets no figure, so its missing SKU is nobody's concern.
+    assert sorted(result.problems) == [
+        "article A-1 has no value in SKU; not pushed",
+        "article SET-1 has no value in SKU; not pushed",
+    ]
+
+
 def test_nested_recipes_and_cycles():
     artikelen = [
         art("A", 12),
@@ -190,7 +264,11 @@ def shops(draw: st.DrawFn) -> tuple[list[Artikel], list[Verkooporder]]:
     for j in range(draw(st.integers(min_value=0, max_value=3))):
         parts = draw(st.lists(st.sampled_from([a.id for a in simple]), min_size=1, max_size=3, unique=True))
         recept = [(p, draw(st.integers(min_value=1, max_value=4))) for p in parts]
-        composites.append(art(f"S{j}", draw(quantities), recept=recept, plaatsing="always"))
+        # With stock control of its own or (as SnelStart composites usually are) without.
+        controle = draw(st.booleans())
+        composites.append(
+            art(f"S{j}", draw(quantities), controle=controle, recept=recept, plaatsing="always")
+        )
     ids = [a.id for a in simple + composites]
     orders = [
         order(
@@ -211,17 +289,20 @@ def test_property_bounds(shop: tuple[list[Artikel], list[Verkooporder]]):
     by_id = {a.id: a for a in artikelen}
     for artikel in artikelen:
         sku = artikel.artikelcode
-        if not artikel.voorraad_controle:
-            assert sku not in by_sku
+        counted = [p for p in artikel.recept if by_id[p.artikel_id].voorraad_controle]
+        if not artikel.voorraad_controle and not counted:
+            assert sku not in by_sku  # no stock control, and no part that SnelStart counts
             continue
         value = by_sku[sku]
         assert value >= 0
-        if artikel.recept and any(by_id[p.artikel_id].voorraad_controle for p in artikel.recept):
-            # Selling `value` sets never needs more of a stock-controlled part than its web stock.
+        if counted:
+            # Selling `value` sets never needs more of a stock-controlled part than its web stock, and one set
+            # more would: the figure is exactly what the scarcest part allows, whether or not the set itself
+            # has stock control.
             assert value == value.to_integral_value()
-            for part in artikel.recept:
-                if by_id[part.artikel_id].voorraad_controle:
-                    assert value * part.aantal <= by_sku[f"ART-{part.artikel_id}"]
+            for part in counted:
+                assert value * part.aantal <= by_sku[f"ART-{part.artikel_id}"]
+            assert any((value + 1) * p.aantal > by_sku[f"ART-{p.artikel_id}"] for p in counted)
         else:
             assert value <= max(artikel.vrije_voorraad, D(0))
 
