@@ -273,6 +273,67 @@ class TokenProvider:
         raise SnelStartUnavailable(f"SnelStart login unavailable: {problem} ({self.auth_url})")
 
 
+# -- paging a list that may change while it is read ----------------------------------------------------------------
+
+MAX_LIST_REPAIRS = 5
+
+
+def read_pages(fetch: Callable[[int], list[Any]], top: int, what: str) -> list[Any]:
+    """Every row of a list read in pages of ``top`` by ``fetch(skip)``, missing none of the rows that were in it
+    for the whole read, however rows come and go between two pages.
+
+    The OpenAPI file offers no ``$orderby``; this relies on SnelStart serving a list in the same order on every
+    request (the rows are told apart by ``id``). Each page after the first starts at the last row of the one
+    before. When that row is not where it was, rows came or went before it: the read goes back until it finds a
+    row it already has, which fixes where the unread rows begin now, and goes on from there (rows read twice
+    are kept once, in their later state). After ``MAX_LIST_REPAIRS`` such repairs the list is changing too fast
+    to be read and ``SnelStartUnavailable`` is raised; nothing else would be safe to compute from it.
+    """
+    if top < 2:
+        raise ValueError("pages that overlap by a row need at least 2 rows")
+    rows: dict[str, Any] = {}
+    skip = 0
+    expect: str | None = None  # id that must open the page at ``skip``; None: any row already read may anchor
+    repairs = 0
+    while True:
+        page = fetch(skip)
+        ids = []
+        for row in page:
+            row_id = row.get("id") if isinstance(row, dict) else None
+            if not isinstance(row_id, str) or not row_id:
+                raise SnelStartUnavailable(f"SnelStart {what} returned a row without an id")
+            ids.append(row_id)
+        if len(set(ids)) != len(ids):
+            raise SnelStartUnavailable(f"SnelStart {what} returned the same row twice in one page")
+        if expect is not None and ids[:1] != [expect]:
+            repairs += 1
+            if repairs > MAX_LIST_REPAIRS:
+                raise SnelStartUnavailable(
+                    f"SnelStart {what}: the list changed {repairs} times while it was read page by page; "
+                    "it is read again on the next run"
+                )
+            log.info("SnelStart %s changed between two pages (at $skip=%s); reading back", what, skip)
+            expect = None
+        if expect is not None:
+            start = 1
+        else:
+            known = [i for i, row_id in enumerate(ids) if row_id in rows]
+            if known:
+                start = known[-1] + 1
+            elif skip == 0:
+                start = 0
+            else:
+                # Rows left before this point: the first unread row now lies further back.
+                skip = max(0, skip - (top - 1))
+                continue
+        for row_id, row in zip(ids[start:], page[start:], strict=True):
+            rows[row_id] = row  # a row read again keeps its place and takes its later state
+        if len(page) < top:
+            return list(rows.values())
+        expect = ids[-1]
+        skip += top - 1
+
+
 # -- the API client ----------------------------------------------------------------------------------------------------
 
 
@@ -339,15 +400,29 @@ class B2BHttp:
         except NotFound:
             return None
 
-    def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
-        """Every row of an OData list, page by page; a failure of any page raises (never a partial list)."""
+    def get_all(
+        self, path: str, params: dict[str, Any] | None = None, *, contiguous: bool = False
+    ) -> list[Any]:
+        """Every row of an OData list, page by page; a failure of any page raises (never a partial list).
+
+        ``contiguous``: the list may change while it is read (an order processed, an article losing stock
+        control), which moves the rows behind it one place forward so that a plain ``$skip`` walk steps over
+        one of them. The pages then overlap by a row and a row that was there for the whole read is never
+        missed (``read_pages``); a list that keeps changing raises instead."""
         top = PAGE_MAX_ARTIKELEN if path.startswith("/artikelen") else PAGE_MAX
-        rows: list[Any] = []
-        skip = 0
-        while True:
+
+        def fetch(skip: int) -> list[Any]:
             page = self._call("GET", path, params={**(params or {}), "$skip": skip, "$top": top})
             if not isinstance(page, list):
                 raise SnelStartUnavailable(f"SnelStart GET {path} did not return a list")
+            return page
+
+        if contiguous:
+            return read_pages(fetch, top, f"GET {path}")
+        rows: list[Any] = []
+        skip = 0
+        while True:
+            page = fetch(skip)
             rows.extend(page)
             if len(page) < top:
                 return rows

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -291,10 +292,11 @@ def matches(row: dict[str, Any], conds: list[Cond]) -> bool:
 class Fault:
     method: str
     path_prefix: str
-    kind: str  # "429" | "500" | "502" | "503" | "timeout_before" | "timeout_after" | "slow"
+    kind: str  # "429" | "500" | "502" | "503" | "timeout_before" | "timeout_after" | "slow" | "change"
     times: int = 1
     retry_after: str | None = "0"
     after: int = 0  # matching requests to let through before the fault starts
+    change: Callable[[LocalBackend], None] | None = None  # kind "change": run on the administration first
 
 
 class FakeSnelStart:
@@ -375,6 +377,22 @@ class FakeSnelStart:
     ) -> None:
         with self._lock:
             self.faults.append(Fault(method.upper(), path_prefix, kind, times, retry_after, after))
+
+    def change_before(
+        self,
+        method: str,
+        path_prefix: str,
+        change: Callable[[LocalBackend], None],
+        *,
+        after: int = 0,
+        times: int = 1,
+    ) -> None:
+        """Someone works in SnelStart while koppel reads: ``change(local administration)`` runs just before the
+        matching request is served, after ``after`` matching requests went through (e.g. between two pages)."""
+        with self._lock:
+            self.faults.append(
+                Fault(method.upper(), path_prefix, "change", times, after=after, change=change)
+            )
 
     def expire_tokens(self) -> None:
         """SnelStart drops tokens before their time: every issued token stops working now."""
@@ -475,6 +493,10 @@ class FakeSnelStart:
             return self._json({"message": "An error has occurred."}, int(fault.kind))
         if fault is not None and fault.kind == "slow":
             time.sleep(self.slow_sleep)
+            fault = None
+        if fault is not None and fault.kind == "change":
+            assert fault.change is not None
+            fault.change(self.local)
             fault = None
         if fault is not None and fault.kind == "timeout_before":
             time.sleep(self.timeout_sleep)

@@ -334,7 +334,8 @@ def test_stock_reads_every_page_of_artikelen(b2b_backend: B2BBackend, b2b_fake: 
     stock = b2b_backend.stock_artikelen()
     pages = [c for c in b2b_fake.calls if c[1] == "/artikelen"]
     assert [p[2]["$top"] for p in pages] == ["25", "25"]
-    assert [p[2]["$skip"] for p in pages] == ["0", "25"]
+    # Each page starts at the last row of the one before, so that a list that moves meanwhile is noticed.
+    assert [p[2]["$skip"] for p in pages] == ["0", "24"]
     assert {p[2]["$filter"] for p in pages} == {"VoorraadControle eq true and IsNonActief eq false"}
     assert {a.artikelcode for a in stock} == {a.artikelcode for a in b2b_fake.local.stock_artikelen()}
 
@@ -392,3 +393,73 @@ def test_stock_read_falls_back_when_the_filter_is_refused(
     assert {a.artikelcode for a in stock} == {a.artikelcode for a in b2b_fake.local.stock_artikelen()}
     unfiltered = [c for c in b2b_fake.calls if c[1] == "/artikelen" and "$filter" not in c[2]]
     assert unfiltered
+
+
+def test_composites_without_stock_control_are_read_with_their_recipe(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
+) -> None:
+    b2b_fake.calls.clear()
+    composites = b2b_backend.recipe_artikelen()
+    [gift] = composites
+    assert gift.artikelcode == "1005" and not gift.voorraad_controle
+    assert [(r.artikelcode, r.aantal) for r in gift.recept] == [("1001", Decimal(1)), ("1002", Decimal(1))]
+    assert [c[2].get("$filter") for c in b2b_fake.calls if c[1] == "/artikelen"] == [
+        "IsHoofdartikel eq true and VoorraadControle eq false and IsNonActief eq false"
+    ]
+    # The coffee machine has a recipe too (the disposal fee) but stock control of its own: a stock article.
+    assert "1004" in {a.artikelcode for a in b2b_backend.stock_artikelen()}
+
+
+@pytest.mark.parametrize(
+    ("refused", "then_filter"),
+    [
+        ("IsHoofdartikel", "VoorraadControle eq false and IsNonActief eq false"),
+        ("VoorraadControle", None),
+    ],
+)
+def test_composite_read_falls_back_when_a_filter_is_refused(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart, refused: str, then_filter: str | None
+) -> None:
+    from tests.client import b2b_fake as fake_module
+
+    real_parse = fake_module.parse_filter
+
+    def refusing(text: str, schema: dict, schemas: dict) -> list:
+        if refused in text:
+            raise fake_module.BadRequest("ALG-0104", f"Could not find a property named '{refused}'")
+        return real_parse(text, schema, schemas)
+
+    b2b_fake.calls.clear()
+    fake_module.parse_filter = refusing  # type: ignore[assignment]
+    try:
+        composites = b2b_backend.recipe_artikelen()
+    finally:
+        fake_module.parse_filter = real_parse  # type: ignore[assignment]
+    assert [a.artikelcode for a in composites] == ["1005"]
+    assert [c[2].get("$filter") for c in b2b_fake.calls if c[1] == "/artikelen"][-1] == then_filter
+
+
+def test_when_every_article_must_be_read_the_stock_read_serves_the_recipes_too(
+    b2b_backend: B2BBackend, b2b_fake: FakeSnelStart
+) -> None:
+    from tests.client import b2b_fake as fake_module
+
+    real_parse = fake_module.parse_filter
+
+    def refusing(text: str, schema: dict, schemas: dict) -> list:
+        if "VoorraadControle" in text:
+            raise fake_module.BadRequest("ALG-0104", "Could not find a property named 'VoorraadControle'")
+        return real_parse(text, schema, schemas)
+
+    b2b_fake.calls.clear()
+    fake_module.parse_filter = refusing  # type: ignore[assignment]
+    try:
+        stock = b2b_backend.stock_artikelen()
+        composites = b2b_backend.recipe_artikelen()
+    finally:
+        fake_module.parse_filter = real_parse  # type: ignore[assignment]
+    assert "1001" in {a.artikelcode for a in stock} and [a.artikelcode for a in composites] == ["1005"]
+    unfiltered = [c for c in b2b_fake.calls if c[1] == "/artikelen" and "$filter" not in c[2]]
+    assert [c[2]["$skip"] for c in unfiltered] == [
+        "0"
+    ]  # one pass over every article (one page here), not two
