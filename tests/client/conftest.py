@@ -127,9 +127,15 @@ class AgentServer:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
+        listening = f"Listening at: http://127.0.0.1:{self.port}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the agent exited at start-up:\n{self.log_path.read_text()[-3000:]}")
+            # Another process may have taken the free port between free_port() and gunicorn's bind: only
+            # this gunicorn's own "Listening at" line proves the health answer comes from our agent.
+            if listening not in self.log_path.read_text(errors="replace"):
+                time.sleep(0.1)
+                continue
             try:
                 if requests.get(self.url + "/v1/health", timeout=5).status_code == 200:
                     return
