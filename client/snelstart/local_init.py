@@ -46,9 +46,28 @@ SAMPLE_BETALINGSKENMERK = "KASSA-2026-0002"
 # Dutch rates; "Overig" has no fixed rate in SnelStart, 0 here.
 BTW_TARIEVEN = {"Hoog": "21", "Laag": "9", "Geen": "0", "Overig": "0"}
 
+# The standard data of every new administration (see add_standard_data).
+STANDARD_OMZETGROEPEN = (
+    (1, "Omzet hoog", "Hoog"),
+    (2, "Omzet laag", "Laag"),
+    (3, "Omzet verlegd/0 %", "Geen"),
+)
+STANDARD_SJABLONEN = (("Webshop", True), ("Webshop excl", False))
+# client.yml.example's shipping_costs, discount, payment_costs, default_article and rounding_article.
+STANDARD_ARTIKELEN = {
+    "VERZEND": ("Verzendkosten", "6.95"),
+    "KORTING": ("Korting", "0"),
+    "BETAALKOSTEN": ("Betaalkosten", "0.35"),
+    "WEBSHOP": ("Webshop artikel", "0"),
+    "AFRONDING": ("Afrondingsverschil", "0"),
+}
+
 
 def init_local(path: Path, *, sample: bool, administratie_naam: str | None = None) -> None:
     """Create a new administration file at ``path``; refuses when the file already exists.
+
+    Every new administration holds what SnelStart sets up for one (``add_standard_data``); ``sample`` adds a
+    small coffee shop's relaties, artikelen and history on top.
 
     The file is built under a temporary name and linked into place at the end, so a crash never leaves a
     half-made administration behind, and a file created meanwhile by someone else is never overwritten."""
@@ -62,8 +81,9 @@ def init_local(path: Path, *, sample: bool, administratie_naam: str | None = Non
         leftover.unlink(missing_ok=True)
     try:
         _create_schema(tmp, administratie_naam or ("Voorbeeld Koffie BV" if sample else path.stem))
-        if sample:
-            with LocalBackend(tmp) as backend, backend.batch():
+        with LocalBackend(tmp) as backend, backend.batch():
+            add_standard_data(backend)
+            if sample:
                 add_sample_data(backend)
         try:
             os.link(tmp, path)
@@ -105,15 +125,31 @@ def _create_schema(path: Path, naam: str) -> None:
         conn.close()
 
 
+def add_standard_data(b: LocalBackend) -> None:
+    """What a new administration starts with, so that client.yml.example works on it without any set-up.
+
+    SnelStart creates a new administration with an omzetgroep per Dutch VAT rate and a verkoopsjabloon; here
+    these are the omzetgroepen 1 hoog (21 %), 2 laag (9 %) and 3 geen (0 %), the templates ``orders.template``
+    of client.yml.example names ("Webshop", prices incl. VAT) and its excl.-VAT twin ("Webshop excl"), both
+    with the footer cost types 1 and 2, and the articles the example's cost, default and rounding settings
+    name. Without them every order would fail, and koppel itself can create neither omzetgroepen nor templates.
+    """
+    hoog, _, nul = (b.add_omzetgroep(nummer, naam, soort) for nummer, naam, soort in STANDARD_OMZETGROEPEN)
+    for naam, incl in STANDARD_SJABLONEN:
+        b.add_sjabloon(naam, prijs_incl_btw=incl, kostensoort_1="Verzendkosten", kostensoort_2="Betaalkosten")
+    for code, (omschrijving, prijs) in STANDARD_ARTIKELEN.items():
+        # orders.rounding_article carries the cent that per-rate and per-line VAT rounding differ by; it must
+        # carry no VAT itself, or booking it would change the VAT as well.
+        groep = nul if code == "AFRONDING" else hoog
+        b.create_artikel(NieuwArtikel(code, omschrijving, groep.id, Decimal(prijs)))
+
+
 def add_sample_data(b: LocalBackend) -> None:
-    """A small coffee webshop: omzetgroepen, templates, customers, articles, recipes, agreements, history."""
-    hoog = b.add_omzetgroep(1, "Omzet hoog", "Hoog")
-    laag = b.add_omzetgroep(2, "Omzet laag", "Laag")
-    nul = b.add_omzetgroep(3, "Omzet verlegd/0 %", "Geen")
-    webshop = b.add_sjabloon(
-        "Webshop", prijs_incl_btw=True, kostensoort_1="Verzendkosten", kostensoort_2="Betaalkosten"
-    )
-    excl = b.add_sjabloon("Webshop excl", prijs_incl_btw=False)
+    """A small coffee webshop on top of the standard data: customers, articles, recipes, agreements, history."""
+    groepen = {g.nummer: g for g in b.omzetgroepen()}
+    hoog, laag, nul = groepen[1], groepen[2], groepen[3]
+    sjablonen = {s.omschrijving: s for s in b.sjablonen()}
+    webshop, excl = sjablonen["Webshop"], sjablonen["Webshop excl"]
     b.define_extra_veld("relatie", "Magento klant-id")
     b.define_extra_veld("relatie", "Debiteurnummer oud")
     b.define_extra_veld("artikel", "EAN")
@@ -203,14 +239,7 @@ def add_sample_data(b: LocalBackend) -> None:
     artikel("1006", "Thee Earl Grey 250 g", laag.id, "6.50", "0", EAN="8712345000066")
     bijdrage = artikel("VERWIJDERING", "Verwijderingsbijdrage klein huishoudelijk", hoog.id, "2.50")
     pakket = artikel("1005", "Cadeaupakket koffieproeverij", hoog.id, "34.95")
-    artikel("VERZEND", "Verzendkosten", hoog.id, "6.95")
-    artikel("KORTING", "Korting", hoog.id, "0")
-    artikel("BETAALKOSTEN", "Betaalkosten", hoog.id, "0.35")
-    artikel("WEBSHOP", "Webshop artikel", hoog.id, "0")
     artikel("EXPORT", "Levering buiten de EU (0 %)", nul.id, "0")
-    # orders.rounding_article: with an excl.-VAT template SnelStart's per-rate VAT can differ a cent from
-    # Magento's per-line VAT; the cent must go on an article without VAT or it changes the VAT total too.
-    artikel("AFRONDING", "Afrondingsverschil", nul.id, "0")
     b.set_recept(machine, [(bijdrage, Decimal("1"))], "always")
     b.set_recept(pakket, [(bonen, Decimal("1")), (kopjes, Decimal("1"))], "choice")
     old = b.get_artikel(artikel("0999", "Filterhouder (uit assortiment)", hoog.id, "12.00", "2"))

@@ -390,14 +390,11 @@ def order_set(count: int, seed: int = 20261203) -> list[dict[str, Any]]:
 
 
 def seed_catalog(backend: Any) -> dict[Decimal, Any]:
-    """Create omzetgroepen per VAT rate, every CATALOG article and the cost articles in a local administration.
+    """Every CATALOG article and the cost articles in a local administration, each in the omzetgroep of its
+    VAT rate (a new administration has one per rate: 1 hoog, 2 laag, 3 geen).
 
     Returns the omzetgroep per rate. The rounding article (AFRONDING) sits in the 0 % group."""
-    groups = {g.btw_percentage: g for g in backend.omzetgroepen()}
-    wanted = {Decimal("21"): ("Hoog", 81), Decimal("9"): ("Laag", 82), Decimal("0"): ("Geen", 83)}
-    for rate, (soort, nummer) in wanted.items():
-        if not any(r == rate for r in groups):
-            groups[rate] = backend.add_omzetgroep(nummer, f"Omzet {soort.lower()}", soort)
+    groups = {g.btw_percentage: g for g in backend.omzetgroepen() if g.nummer in (1, 2, 3)}
     from client.snelstart.base import NieuwArtikel
 
     def ensure(code: str, name: str, rate: Decimal, price: Decimal = Decimal("0")) -> None:
@@ -441,7 +438,7 @@ def profile(tmp_path: Any, **sections: dict[str, Any]) -> Any:
             "rounding_article": "AFRONDING",
             "default_article": "WEBSHOP",
         },
-        "articles": {"revenue_group": 81},
+        "articles": {"revenue_group": 1},
         "customers": {"matching": "smart", "processing": "add", "payment_term_days": 14},
     }
     for section, values in sections.items():

@@ -46,18 +46,22 @@ def sample(tmp_path: Path) -> Iterator[LocalBackend]:
 
 @pytest.fixture
 def empty(tmp_path: Path) -> Iterator[LocalBackend]:
-    """A new administration with only omzetgroepen, two templates and one customer."""
+    """A new administration (its standard omzetgroepen, templates and cost articles), two more templates and
+    one customer."""
     path = tmp_path / "empty.sqlite"
     init_local(path, sample=False)
     with LocalBackend(path) as backend:
-        backend.add_omzetgroep(1, "Omzet hoog", "Hoog")
-        backend.add_omzetgroep(2, "Omzet laag", "Laag")
         backend.add_sjabloon(
             "Incl", prijs_incl_btw=True, kostensoort_1="Verzendkosten", kostensoort_2="Betaalkosten"
         )
         backend.add_sjabloon("Excl", prijs_incl_btw=False, kostensoort_1="Verzendkosten")
         backend.create_relatie(NieuweRelatie("Klant A", Adres(None, "Straat 1", "1234 AB", "Plaats", "NL")))
         yield backend
+
+
+def artikelcode(backend: LocalBackend, artikel_id: str | None) -> str | None:
+    found = backend.get_artikel(artikel_id) if artikel_id is not None else None
+    return found.artikelcode if found is not None else None
 
 
 def groep(backend: LocalBackend, nummer: int) -> str:
@@ -110,7 +114,8 @@ def test_init_refuses_to_overwrite_and_leaves_no_temp_files(tmp_path: Path) -> N
     with pytest.raises(FileExistsError, match="already exists"):
         init_local(path, sample=True)
     with LocalBackend(path) as backend:  # the existing administration is untouched
-        assert [g.nummer for g in backend.omzetgroepen()] == [7]
+        assert [g.nummer for g in backend.omzetgroepen()] == [1, 2, 3, 7]
+        assert backend.relaties_by_code(1) == []
     other = tmp_path / "not-an-admin.txt"
     other.write_text("hello")
     with pytest.raises(FileExistsError):
@@ -119,6 +124,50 @@ def test_init_refuses_to_overwrite_and_leaves_no_temp_files(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir() if ".init" in p.name) == []
     with pytest.raises(FileNotFoundError):
         init_local(tmp_path / "missing-folder" / "a.sqlite", sample=False)
+
+
+def test_init_without_sample_is_ready_for_the_example_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`koppel snelstart init --local PATH` without --sample: SnelStart's standard omzetgroepen (hoog 21, laag 9,
+    geen 0), the example's template (incl. VAT) and an excl.-VAT one, and the articles client.yml.example names,
+    so orders import with the example's settings as they are; no sample relaties or artikelen."""
+    from client.cli import main
+    from client.config import load_client_config
+    from client.rules.salesorder import prepare_order
+    from tests.client import orders as gen
+
+    admin = tmp_path / "administratie.sqlite"
+    assert main(["snelstart", "init", "--local", str(admin)]) == 0
+    example = Path(__file__).resolve().parents[2] / "client.yml.example"
+    (tmp_path / "client.yml").write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("KOPPEL_AGENT_SECRET", "s" * 40)
+    profile = load_client_config(tmp_path / "client.yml").profiles[0]
+    assert profile.snelstart.path == admin
+    with LocalBackend(admin) as backend:
+        groups = {(g.nummer, g.btw_soort, g.btw_percentage) for g in backend.omzetgroepen()}
+        assert groups == {(1, "Hoog", D("21")), (2, "Laag", D("9")), (3, "Geen", D("0"))}
+        assert {s.omschrijving: s.prijs_incl_btw for s in backend.sjablonen()} == {
+            "Webshop": True,
+            "Webshop excl": False,
+        }
+        assert backend._conn.execute("SELECT count(*) FROM relaties").fetchone()[0] == 0
+        codes = {r[0] for r in backend._conn.execute("SELECT artikelcode FROM artikelen")}
+        assert codes == {"VERZEND", "KORTING", "BETAALKOSTEN", "WEBSHOP", "AFRONDING"}
+        for entity_id, template in enumerate(("Webshop", "Webshop excl"), start=1):
+            orders = profile.orders.model_copy(update={"template": template})
+            order = gen.order(
+                [gen.item("NIEUW-1", 2), gen.item("NIEUW-2", 3, rate=D("9"), discount=D("1.50"), item_id=2)],
+                entity_id=entity_id,
+                shipping=D("4.95"),
+                fee=D("0.29"),
+                coupon="WELKOM",
+            )
+            prepared = prepare_order(order, profile.model_copy(update={"orders": orders}), backend)
+            created = backend.create_verkooporder(prepared.verkooporder)
+            assert created.totaal_incl_btw == D(order["totals"]["grand_total"]).quantize(D("0.01"))
+            lines = [artikelcode(backend, r.artikel_id) for r in created.regels]
+            assert {"NIEUW-1", "NIEUW-2", "VERZEND", "KORTING", "BETAALKOSTEN"} <= set(lines), lines
 
 
 def test_opening_a_missing_or_foreign_file_is_unavailable(tmp_path: Path) -> None:
@@ -432,6 +481,7 @@ def test_prijsafspraak_needs_exactly_one_kind(sample: LocalBackend) -> None:
 def test_order_rules_refuse(sample: LocalBackend) -> None:
     klant = sample.relaties_by_code(4)[0].id
     incl, excl = sjabloon(sample, "Webshop"), sjabloon(sample, "Webshop excl")
+    kaal = sample.add_sjabloon("Zonder kosten", prijs_incl_btw=False).id  # no footer cost types
     bonen = artikel(sample, "1001")
     line = [OrderRegel(bonen, "", D("1"), D("18.95"))]
     cases = [
@@ -445,7 +495,7 @@ def test_order_rules_refuse(sample: LocalBackend) -> None:
         (order(klant, incl, [OrderRegel(None, "")]), "needs an omschrijving"),
         (order(klant, incl, [OrderRegel(bonen, "", kortings_percentage=D("101"))]), "kortingsPercentage"),
         (
-            order(klant, excl, line, prijs_incl_btw=False, kostensoort_1=D("5")),
+            order(klant, kaal, line, prijs_incl_btw=False, kostensoort_1=D("5")),
             "kostensoort 1 is not available",
         ),
         (order(klant, None, line, kostensoort_2=D("1")), "kostensoort 2 is not available"),
@@ -655,7 +705,7 @@ def test_two_processes_get_distinct_sequential_numbers(tmp_path: Path) -> None:
     init_local(path, sample=False)
     with LocalBackend(path) as backend:
         assert backend._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        g = backend.add_omzetgroep(1, "Omzet hoog", "Hoog")
+        g = next(g for g in backend.omzetgroepen() if g.nummer == 1)
         klant = backend.create_relatie(relatie()).id
         art = backend.create_artikel(NieuwArtikel("A", "A", g.id)).id
     with multiprocessing.get_context("spawn").Pool(2) as pool:

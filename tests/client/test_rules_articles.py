@@ -28,7 +28,7 @@ def backend(request, tmp_path):
 
 
 def resolver(backend, *, dry_run=False, orders=None, **articles):
-    articles.setdefault("revenue_group", 81)
+    articles.setdefault("revenue_group", 1)
     return ArticleResolver(
         ArticlesSettings(**articles), OrdersSettings(**(orders or {})), backend, dry_run=dry_run
     )
@@ -46,9 +46,9 @@ def test_add_creates_unknown_sku_in_the_revenue_group(backend):
     stored = backend.artikelen_by_code("NIEUW-1")[0]
     assert stored.id == artikel.id and stored.omschrijving == "Nieuwe koffiebeker"
     assert stored.verkoopprijs == Decimal("7.40")
-    assert r.vat_rate(stored) == Decimal("21")  # omzetgroep 81 is the high rate
+    assert r.vat_rate(stored) == Decimal("21")  # omzetgroep 1 is the high rate
     assert r.created == ["NIEUW-1"] and r.actions == [
-        "create article NIEUW-1 'Nieuwe koffiebeker' in omzetgroep 81"
+        "create article NIEUW-1 'Nieuwe koffiebeker' in omzetgroep 1"
     ]
     # the same SKU twice in one order: created once
     assert r.for_sku("NIEUW-1", "Nieuwe koffiebeker", Decimal("7.40")).id == artikel.id and r.created == [
