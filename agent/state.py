@@ -1,14 +1,21 @@
 """The agent's own small state: seen nonces and the stock request ledger, in SQLite under ``state_dir``.
 
 gunicorn runs several worker processes that share no memory, so anything that must hold across requests
-(a nonce used once, a stock request answered once) lives in one SQLite file in WAL mode. A connection is
-opened per operation: cheap for SQLite, and safe across fork and threads.
+(a nonce used once, a stock request answered once) lives in one SQLite file in WAL mode, which every
+process opens; each write is one ``BEGIN IMMEDIATE`` transaction, so two workers inserting the same nonce
+are serialised by SQLite's write lock (waiting up to BUSY_TIMEOUT_MS) and only one of them succeeds.
+
+Each thread keeps its own connection (gthread workers reuse their threads): opening one per operation cost
+about a millisecond per request. A connection is never used in another thread or carried across fork: it
+belongs to the thread and process that opened it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +28,7 @@ FILE_NAME = "agent-state.sqlite"
 # A nonce only has to be remembered while its timestamp could still be accepted (±skew); keep a margin.
 NONCE_KEEP_SECONDS = 2 * MAX_CLOCK_SKEW_SECONDS + 60
 REQUEST_KEEP_SECONDS = 30 * 86400
+BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
@@ -47,19 +55,50 @@ class AgentState:
         self.dir = Path(state_dir)
         self.path = self.dir / FILE_NAME
         self.dir.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
+        self._local = threading.local()
+        self._inherited: list[sqlite3.Connection] = []
+        # Set up with a connection of its own, closed again: serve checks the folder in gunicorn's master
+        # process, before the fork, and the workers must not inherit an open connection.
+        conn = self._open()
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+        finally:
+            conn.close()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        """This thread's connection (opened on first use); dropped when an operation fails on it."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid != os.getpid():
+            # Inherited through fork: SQLite must not touch it here, not even to close it (closing may
+            # checkpoint or unlock on the parent's behalf). Kept referenced so it is never collected.
+            self._inherited.append(conn)
+            conn = None
+        if conn is None:
+            conn = self._open()
+            local.conn, local.pid = conn, os.getpid()
         try:
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA synchronous = NORMAL")
             yield conn
-        finally:
-            conn.close()
+        except sqlite3.Error:
+            # The next operation starts on a fresh connection rather than on one in an unknown state.
+            local.conn = None
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+            raise
 
     def remember_nonce(self, key_id: str, nonce: str, ts: int, *, now: float | None = None) -> bool:
         """Record a nonce; False when this key used it before (a replay)."""
@@ -74,7 +113,8 @@ class AgentState:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return cur.rowcount == 1
 
@@ -101,6 +141,7 @@ class AgentState:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return cur.rowcount == 1

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
+import os
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -250,8 +255,6 @@ def test_nonces_expire_and_are_pruned(tmp_path: Path) -> None:
     assert not state.remember_nonce("k", "n" * 16, int(now), now=now + 10)
     later = now + NONCE_KEEP_SECONDS + 5
     assert state.remember_nonce("k", "m" * 16, int(later), now=later)  # prunes the old one
-    import sqlite3
-
     with sqlite3.connect(state.path) as conn:
         assert conn.execute("SELECT nonce FROM nonces").fetchall() == [("m" * 16,)]
 
@@ -263,3 +266,101 @@ def test_request_ledger_keeps_the_first_answer(tmp_path: Path) -> None:
     assert not state.store_request("r1", "hash-b", {"results": ["other"]})
     assert state.get_request("r1") == ("hash-a", {"results": [], "counts": {"updated": 1}})
     assert AgentState(tmp_path).get_request("r1") is not None  # survives a restart
+
+
+# --- the state's SQLite connections: one per thread, nonces shared by every process ---------------------------
+
+
+def claim_nonces(state_dir: str, nonces: list[str], threads: int, start: Any) -> list[str]:
+    """In a process of its own (a gunicorn worker): ``threads`` threads each try every nonce, as fast as they
+    can; the nonces this process won."""
+    state = AgentState(state_dir)
+    won: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        start.wait()
+        for nonce in nonces:
+            if state.remember_nonce("office", nonce, int(time.time())):
+                with lock:
+                    won.append(nonce)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return won
+
+
+def test_every_nonce_is_accepted_once_across_processes_and_threads(tmp_path: Path) -> None:
+    AgentState(tmp_path)
+    nonces = [f"race-{i:04d}-{'x' * 8}" for i in range(300)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Event()
+        with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as pool:
+            runs = [pool.submit(claim_nonces, str(tmp_path), nonces, 4, start) for _ in range(3)]
+            time.sleep(1.0)  # let every process get to the start line
+            start.set()
+            won = [nonce for run in runs for nonce in run.result(timeout=120)]
+    assert sorted(won) == nonces  # each nonce won exactly once, by one thread of one process
+
+
+def test_a_thread_keeps_its_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[int] = []
+    real_connect = sqlite3.connect
+
+    def counting(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(threading.get_ident())
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", counting)
+    state = AgentState(tmp_path)
+    assert len(opened) == 1  # the set-up connection, closed again
+
+    def work(n: int) -> None:
+        for i in range(20):
+            assert state.remember_nonce("k", f"thread-{n}-nonce-{i:04d}", int(time.time()))
+            assert not state.remember_nonce("k", f"thread-{n}-nonce-{i:04d}", int(time.time()))
+        assert state.store_request(f"r{n}", "h", {"n": n}) and state.get_request(f"r{n}") == ("h", {"n": n})
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    work(3)
+    # 3 threads and this one, 42 operations each: one connection per thread.
+    assert len(opened) == 5 and len(set(opened[1:])) == 4
+
+
+def test_a_connection_that_failed_is_replaced(tmp_path: Path) -> None:
+    state = AgentState(tmp_path)
+    assert state.remember_nonce("k", "first-nonce-0001", int(time.time()))
+    state._local.conn.close()  # whatever broke it: the operation on it fails ...
+    with pytest.raises(sqlite3.ProgrammingError):
+        state.remember_nonce("k", "second-nonce-001", int(time.time()))
+    # ... and the next one runs on a fresh connection, with the nonces so far still known.
+    assert state.remember_nonce("k", "second-nonce-001", int(time.time()))
+    assert not state.remember_nonce("k", "first-nonce-0001", int(time.time()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_opens_its_own_connection(tmp_path: Path) -> None:
+    state = AgentState(tmp_path)
+    assert state.remember_nonce("k", "parent-nonce-001", int(time.time()))
+    inherited = state._local.conn
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only when it worked on a connection of its own
+        ok = (
+            not state.remember_nonce("k", "parent-nonce-001", int(time.time()))
+            and state.remember_nonce("k", "child-nonce-0001", int(time.time()))
+            and state._local.conn is not inherited
+            and state._inherited == [inherited]
+        )
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not state.remember_nonce("k", "child-nonce-0001", int(time.time()))
+    assert state._local.conn is inherited  # the parent's own connection goes on
