@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -92,15 +93,19 @@ class GrantedUser:
                 else:
                     self.skipped.add(table)
 
-    def connect(self) -> pymysql.connections.Connection:
+    def connect(self, **options: Any) -> pymysql.connections.Connection:
+        """A connection as this user (autocommit on unless ``options`` say otherwise)."""
         return pymysql.connect(
-            host=self.mariadb.host,
-            port=self.mariadb.port,
-            user=self.name,
-            password=self.password,
-            database=self.database,
-            charset="utf8mb4",
-            autocommit=True,
+            **{
+                "host": self.mariadb.host,
+                "port": self.mariadb.port,
+                "user": self.name,
+                "password": self.password,
+                "database": self.database,
+                "charset": "utf8mb4",
+                "autocommit": True,
+                **options,
+            }
         )
 
     def close(self) -> None:

@@ -1,4 +1,7 @@
-"""The ORDER rules of AGENT-API.md, each against a real MariaDB shop: Magento 1 and 2, without and with prefix."""
+"""The ORDER rules of AGENT-API.md, each against a real MariaDB shop: Magento 1 and 2, without and with prefix.
+
+The shop is built as root; the feed reads it as a user holding exactly README's grants for that Magento version
+(``tests.agent.grants.GrantedUser``), so a query touching a table the README does not grant fails here."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from agent.config import config_from_dict
 from agent.db import Magento
 from client.demo.shop import Shop
 from tests.agent.conftest import SigningClient, config_dict
+from tests.agent.grants import GrantedUser
 
 VARIANTS = [(1, ""), (1, "mage_"), (2, ""), (2, "mage_")]
 IDS = ["m1", "m1-mage_", "m2", "m2-mage_"]
@@ -59,11 +63,21 @@ def shop(request: pytest.FixtureRequest, mariadb, database: str) -> Iterator[Sho
 
 
 @pytest.fixture
-def feed(shop: Shop, mariadb, database: str) -> Iterator[Feed]:  # noqa: ANN001
-    conn = mariadb.connect(database, cursorclass=pymysql.cursors.DictCursor)
-    conn.autocommit(False)  # as agent.db.connect: one snapshot per page
-    if shop.version == 2:
-        with conn.cursor() as cur:
+def granted(shop: Shop, mariadb, database: str) -> Iterator[GrantedUser]:  # noqa: ANN001
+    """The agent's login: a user holding exactly README's grants for this Magento version (issue 3)."""
+    user = GrantedUser(mariadb, database, shop.version, shop.prefix)
+    yield user
+    user.close()
+
+
+@pytest.fixture
+def feed(shop: Shop, granted: GrantedUser) -> Iterator[Feed]:
+    conn = granted.connect(cursorclass=pymysql.cursors.DictCursor, autocommit=False)
+    # autocommit off as agent.db.connect: one snapshot per page
+    with conn.cursor() as cur:
+        cur.execute("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AS user")
+        assert cur.fetchone()["user"] == granted.name
+        if shop.version == 2:
             cur.execute("SET time_zone = '+00:00'")
     yield Feed(conn, Magento(shop.version, shop.prefix, "legacy", "default", "salable"))
     conn.close()
@@ -434,6 +448,7 @@ def test_payment_title_from_additional_information(shop: Shop, feed: Feed) -> No
 
 def test_times_read_in_the_session_zone_magento_writes_with(
     shop: Shop,
+    granted: GrantedUser,
     mariadb,  # noqa: ANN001
     database: str,
     tmp_path: Path,
@@ -455,6 +470,7 @@ def test_times_read_in_the_session_zone_magento_writes_with(
         mariadb,
         database,
         tmp_path / "state",
+        database={"user": granted.name, "password": granted.password},
         magento={"version": "auto", "table_prefix": shop.prefix, "session_time_zone": "+02:00"},
         settle_seconds=600,
     )
