@@ -90,12 +90,27 @@ def push_stock() -> Response:
     return jsonify(answer)
 
 
+# The shop's setup and agent.yml disagree (an MSI source that is not there, MSI tables not granted): asking
+# again changes nothing until someone fixes agent.yml or the grants, so it is no 5xx ("try again later") but
+# a 409, the request conflicting with the state of the shop. Documented in /v1/openapi.json.
+SETUP_STATUS = 409
+
+
+def _setup_error(problem: str) -> ApiError:
+    return ApiError(
+        SETUP_STATUS,
+        "magento_setup",
+        f"stock was not touched: {problem} (until then every stock call is refused; `koppel-agent check` on "
+        "the server shows when it is fixed)",
+    )
+
+
 def _stock_magento() -> Magento:
     """The detected Magento, or a refusal when stock cannot be handled safely (e.g. MSI tables not granted)."""
     magento = get_magento()
     if magento.stock_problem:
         # Writing the legacy table of an MSI shop would "succeed" while the shop keeps selling the old figure.
-        raise ApiError(500, "magento_setup", f"stock was not touched: {magento.stock_problem}")
+        raise _setup_error(magento.stock_problem)
     return magento
 
 
@@ -105,7 +120,7 @@ def _write_with_retry(items: list[Any]) -> stock.WriteOutcome:
         try:
             return stock.write_stock(get_db(), _stock_magento(), items)
         except stock.StockSetupError as exc:
-            raise ApiError(500, "magento_setup", str(exc)) from exc
+            raise _setup_error(str(exc)) from exc
         except pymysql.err.OperationalError as exc:
             if not exc.args or exc.args[0] not in LOCK_CONFLICTS:
                 raise

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from importlib import metadata
 
 import pymysql
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from agent import api_orders, api_stock, openapi
+from agent import agent_version, api_orders, api_stock, openapi
 from agent.config import AgentConfig
 from agent.db import (
     DatabaseUnavailable,
@@ -51,13 +50,6 @@ _HTTP_CODES = {
     405: ("method_not_allowed", "this endpoint does not accept that method"),
     413: ("body_too_large", "the request body is larger than limits.max_body_bytes"),
 }
-
-
-def agent_version() -> str:
-    try:
-        return metadata.version("koppel")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _utc_text(value: datetime | None) -> str | None:
@@ -260,11 +252,15 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 
 def _on_api_error(exc: ApiError) -> Response:
+    if exc.status == 413:
+        _drain_body()
     return _error(exc.status, exc.code, exc.message, exc.headers)
 
 
 def _on_http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
+    if status == 413:
+        _drain_body()
     code, message = _HTTP_CODES.get(status, ("", ""))
     if not code:
         code = "_".join((exc.name or "error").lower().replace("'", "").split())
@@ -303,6 +299,50 @@ def _no_store(response: Response) -> Response:
     # Answers carry personal data and live stock; no proxy or browser should keep them.
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+# Before answering 413 the agent reads the body it refuses and throws it away: a server that closes the
+# connection with unread bytes makes the kernel reset it, and a proxy still sending the body (nginx, Apache)
+# then reports "connection reset" and answers 502 instead of relaying the 413. Bounded in bytes and time, so
+# a huge or stalled upload only costs that much; beyond either the 413 is sent anyway.
+DRAIN_EXTRA_BYTES = 4_000_000
+DRAIN_SECONDS = 10.0
+_DRAIN_CHUNK = 64 * 1024
+
+
+def _drain_body() -> None:
+    """Read and discard what is left of the request body, within DRAIN_EXTRA_BYTES and DRAIN_SECONDS."""
+    env = request.environ
+    stream = env.get("wsgi.input")
+    length = request.content_length
+    if stream is None or env.get("koppel.drained"):
+        return
+    env["koppel.drained"] = True
+    if length is None and not env.get("wsgi.input_terminated"):
+        return  # no length and a stream that does not end at the body's end: reading could block forever
+    budget = get_config().limits.max_body_bytes + DRAIN_EXTRA_BYTES
+    if length is not None and length > budget:
+        return  # too large to be worth reading; the connection is closed after the answer
+    remaining = budget if length is None else length
+    sock = env.get("gunicorn.socket")
+    old_timeout = sock.gettimeout() if sock is not None else None
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        while remaining > 0 and (left := deadline - time.monotonic()) > 0:
+            if sock is not None:  # gunicorn's socket: no read waits past the deadline
+                sock.settimeout(left)
+            chunk = stream.read(min(_DRAIN_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except Exception as exc:  # noqa: BLE001 - a timeout, a reset, a broken chunk: the 413 is sent anyway
+        log.info("stopped reading a refused request body: %s: %s", type(exc).__name__, exc)
+    finally:
+        if sock is not None:
+            try:
+                sock.settimeout(old_timeout)
+            except OSError:
+                pass
 
 
 def _refuse_large_body() -> None:

@@ -9,13 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.config import SCOPES, AgentConfig, ConfigError, load_config
+from agent import agent_version
+from agent.config import KEY_ID_PATTERN, SCOPES, AgentConfig, ConfigError, load_config
+
+if TYPE_CHECKING:  # imported where used: `koppel-agent new-key` and --help need no database driver
+    import pymysql
+
+    from agent.db import Magento
 
 DEFAULT_BIND = "127.0.0.1:8080"
 
@@ -51,7 +58,12 @@ def _bind(value: str) -> str:
 
 
 def register_serve(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the agent under gunicorn (gthread workers)")
+    p = sub.add_parser(
+        "serve",
+        help="run the agent under gunicorn (gthread workers)",
+        description="Run the agent's HTTP API under gunicorn with gthread workers, configured by agent.yml. "
+        "It listens on 127.0.0.1:8080 unless --bind says otherwise; put nginx or Apache with TLS in front.",
+    )
     _config_arg(p)
     p.add_argument(
         "--bind", type=_bind, default=DEFAULT_BIND, help=f"HOST:PORT or unix:PATH (default {DEFAULT_BIND})"
@@ -111,7 +123,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register_check(sub: Any) -> None:
     p = sub.add_parser(
-        "check", help="validate agent.yml, the database, its privileges and the Magento tables"
+        "check",
+        help="validate agent.yml, the database, its privileges and the Magento tables",
+        description="Check an installation step by step: agent.yml, the state folder, the database "
+        "connection, the Magento version and stock mode, the tables and privileges the keys' scopes need, "
+        "and the MSI source. Prints one line per step; exits 0 when the agent can run, 1 otherwise.",
     )
     _config_arg(p)
     p.set_defaults(func=cmd_check)
@@ -217,12 +233,43 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
             fail("stock:write needs privileges the database user lacks: " + "; ".join(lacking))
         elif not unreadable:
             say("ok    the database user has the privileges the configured scopes need")
+        source_table = magento.prefix + "inventory_source"
+        if (
+            "stock:write" in scopes
+            and magento.stock_mode == "msi"
+            and source_table in present
+            and source_table not in unreadable
+        ):
+            _check_msi_source(conn, magento, say, fail)
     except pymysql.err.MySQLError as exc:
         fail(f"database: {exc}")
     finally:
         conn.close()
     say("check passed" if not problems else f"check failed: {problems} problem(s)")
     return 1 if problems else 0
+
+
+def _check_msi_source(
+    conn: pymysql.connections.Connection,
+    magento: Magento,
+    say: Callable[[str], object],
+    fail: Callable[[str], None],
+) -> None:
+    """magento.msi_source must be one of Magento's sources (stock is written to it)."""
+    from agent import stock
+
+    with conn.cursor() as cur:
+        sources = stock.msi_sources(cur, magento)
+    problem = stock.missing_source(magento, sources)
+    if problem:
+        fail(f"magento.msi_source: {problem}")
+    elif not sources[magento.msi_source]:
+        say(
+            f"warn  magento.msi_source: MSI source {magento.msi_source!r} is disabled in Magento, which "
+            "leaves a disabled source out of the salable quantity"
+        )
+    else:
+        say(f"ok    MSI source {magento.msi_source!r} exists and is enabled")
 
 
 # --- new-key -----------------------------------------------------------------------------------------
@@ -234,9 +281,22 @@ def _scope(value: str) -> str:
     return value
 
 
+def _key_id(value: str) -> str:
+    if not re.fullmatch(KEY_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a key id holds only letters, digits, '.', '_' and '-' (1 to 64 of them)"
+        )
+    return value
+
+
 def register_new_key(sub: Any) -> None:
-    p = sub.add_parser("new-key", help="make a fresh key secret and print it for agent.yml and client.yml")
-    p.add_argument("--id", default="office", help="key id (default office)")
+    p = sub.add_parser(
+        "new-key",
+        help="make a fresh key secret and print it for agent.yml and client.yml",
+        description="Make a fresh random key secret and print the lines to paste into agent.yml (on the "
+        "webserver) and client.yml (on the office PC).",
+    )
+    p.add_argument("--id", type=_key_id, default="office", help="key id (default office)")
     p.add_argument(
         "--scopes", nargs="+", type=_scope, default=list(SCOPES), metavar="SCOPE", help=", ".join(SCOPES)
     )
@@ -244,10 +304,6 @@ def register_new_key(sub: Any) -> None:
 
 
 def cmd_new_key(args: argparse.Namespace) -> int:
-    import re
-
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", args.id):
-        raise SystemExit("koppel-agent: --id may hold only letters, digits, '.', '_' and '-' (at most 64)")
     secret = secrets.token_urlsafe(48)  # 64 characters, 384 bits
     scopes = ", ".join(dict.fromkeys(args.scopes))
     print(f"""# New key {args.id!r}: keep the secret out of chat, mail and version control.
@@ -284,10 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="koppel-agent",
         description="The koppel agent: serves Magento orders and takes stock, next to Magento.",
     )
+    parser.add_argument("--version", action="version", version=f"koppel-agent {agent_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an unexpected error, show the Python traceback"
+    )
     sub = parser.add_subparsers(dest="command")
     sub.required = True
     for register in COMMANDS:
         register(sub)
+    for command in sub.choices.values():
+        # Also after the command (`koppel-agent check --debug`); SUPPRESS keeps a --debug before it.
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an unexpected error, show the Python traceback",
+        )
     return parser
 
 
@@ -301,6 +369,18 @@ def main(argv: list[str] | None = None) -> int:
         # own flush at exit does not fail a second time.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("koppel-agent: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last word to the person at the terminal
+        if args.debug:
+            raise
+        print(
+            f"koppel-agent {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+            "(run it again with --debug for the details)",
+            file=sys.stderr,
+        )
         return 1
     return code
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 SCOPES = ("orders:read", "stock:write", "diagnostics:read")
 Scope = Literal["orders:read", "stock:write", "diagnostics:read"]
 MIN_SECRET_LENGTH = 32
+KEY_ID_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 
 
 class ConfigError(ValueError):
@@ -66,15 +67,17 @@ class MagentoConfig(_Section):
     def _prefix(cls, value: Any) -> Any:
         return "" if value is None else value
 
-    @model_validator(mode="after")
-    def _msi_needs_m2(self) -> MagentoConfig:
-        if self.version == 1 and self.stock == "msi":
+    @field_validator("stock")
+    @classmethod
+    def _msi_needs_m2(cls, value: str, info: ValidationInfo) -> str:
+        # A field validator (stock follows version), so that it runs even when another key is wrong too.
+        if value == "msi" and info.data.get("version") == 1:
             raise ValueError("stock msi exists only in Magento 2, but version is 1")
-        return self
+        return value
 
 
 class KeyConfig(_Section):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    id: str = Field(pattern=f"^{KEY_ID_PATTERN}$")
     secret: str = Field(min_length=MIN_SECRET_LENGTH, repr=False)
     scopes: list[Scope] = Field(min_length=1)
 
@@ -92,15 +95,6 @@ class AgentConfig(_Section):
     state_dir: Path = Path("agent-state")
     keys: list[KeyConfig] = Field(min_length=1)
     limits: LimitsConfig = LimitsConfig()
-
-    @model_validator(mode="after")
-    def _unique_key_ids(self) -> AgentConfig:
-        seen: set[str] = set()
-        for key in self.keys:
-            if key.id in seen:
-                raise ValueError(f"key id {key.id!r} appears twice")
-            seen.add(key.id)
-        return self
 
     def key(self, key_id: str) -> KeyConfig | None:
         return next((k for k in self.keys if k.id == key_id), None)
@@ -132,18 +126,45 @@ def _resolve_secret(
         path = Path(os.path.expanduser(str(raw)))
         path = path if path.is_absolute() else base_dir / path
         try:
-            section[name] = path.read_text(encoding="utf-8").strip()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{where}.{source}: file {path} does not exist", (*loc, source)) from None
         except OSError as exc:
             raise ConfigError(
                 f"{where}.{source}: cannot read {path}: {exc.strerror}", (*loc, source)
             ) from None
+        problem = utf8_problem(data)
+        if problem:
+            raise ConfigError(f"{where}.{source}: file {path}{problem}", (*loc, source))
+        section[name] = data.decode("utf-8-sig").strip()
     else:
         value = os.environ.get(str(raw))
         if value is None:
             raise ConfigError(f"{where}.{source}: environment variable {raw} is not set", (*loc, source))
         section[name] = value.strip()
+
+
+def utf8_problem(data: bytes) -> str | None:
+    """Why ``data`` is not UTF-8 text, saying where, as the end of a sentence that starts with the file name
+    (``" line 2, column 17: ..."``); None when it is UTF-8.
+
+    A UTF-16 file (Windows Notepad's "Unicode") is named as such; a byte that is no UTF-8 is most often a
+    Latin-1 or Windows-1252 character such as an e-acute typed in an editor set to that encoding. The byte
+    itself is not shown: it may be part of a password."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ": the file is saved as UTF-16; save it as UTF-8"
+    bad = data.find(b"\x00")
+    kind = "a NUL byte (is the file saved as UTF-16?)"
+    if bad < 0:
+        try:
+            data.decode("utf-8")
+            return None
+        except UnicodeDecodeError as exc:
+            bad, kind = exc.start, "a character that is not UTF-8 (Latin-1 or Windows-1252?)"
+    line_start = data.rfind(b"\n", 0, bad) + 1
+    line = data.count(b"\n", 0, bad) + 1
+    column = len(data[line_start:bad].decode("utf-8", errors="replace")) + 1
+    return f" line {line}, column {column}: {kind}; save the file as UTF-8"
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
@@ -177,27 +198,53 @@ def _explain(err: dict[str, Any]) -> str:
 
 
 def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
-    """Validate a parsed agent.yml; relative paths (state_dir, *_file) are taken from ``base_dir``."""
+    """Validate a parsed agent.yml; relative paths (state_dir, *_file) are taken from ``base_dir``.
+
+    Every mistake is reported at once: a secret that cannot be resolved (unset variable, missing file) is
+    recorded and a stand-in validated in its place, so the keys around it are still checked."""
     if not isinstance(data, dict):
         raise ConfigError("(top level): agent.yml must be a mapping of keys to values")
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+
+    def resolve(section: dict[str, Any], name: str, loc: tuple[int | str, ...], required: bool) -> None:
+        try:
+            _resolve_secret(section, name, loc, base_dir, required)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            for k in (name, f"{name}_file", f"{name}_env"):
+                section.pop(k, None)
+            section[name] = "x" * MIN_SECRET_LENGTH  # a stand-in that raises no second problem
+
     if isinstance(data.get("database"), dict):
-        _resolve_secret(data["database"], "password", ("database",), base_dir, required=False)
+        resolve(data["database"], "password", ("database",), required=False)
     if isinstance(data.get("keys"), list):
         keys = []
         for i, key in enumerate(data["keys"]):
             if isinstance(key, dict):
                 key = dict(key)
-                _resolve_secret(key, "secret", ("keys", i), base_dir, required=True)
+                resolve(key, "secret", ("keys", i), required=True)
             keys.append(key)
         data["keys"] = keys
+        # Checked here on the raw entries, not by the model: a model check would only run once every key is
+        # valid, and so hide a duplicate behind another key's mistake.
+        seen: dict[Any, int] = {}
+        for i, key in enumerate(keys):
+            key_id = key.get("id") if isinstance(key, dict) else None
+            if isinstance(key_id, str) and key_id in seen:
+                text = f"keys[{i}].id: key id {key_id!r} appears twice (also keys[{seen[key_id]}])"
+                problems.append((("keys", i, "id"), text))
+            elif isinstance(key_id, str):
+                seen[key_id] = i
+    cfg = None
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [(_clean_loc(e["loc"]), _explain(e)) for e in exc.errors()]
+        problems.extend((_clean_loc(e["loc"]), _explain(e)) for e in exc.errors())
+    if problems or cfg is None:
         error = ConfigError("; ".join(text for _, text in problems))
         error.problems = problems
-        raise error from None
+        raise error
     state_dir = Path(os.path.expanduser(str(cfg.state_dir)))
     if not state_dir.is_absolute():
         state_dir = (base_dir / state_dir).resolve()
@@ -208,11 +255,15 @@ def load_config(path: str | Path) -> AgentConfig:
     """Read and validate agent.yml; every ConfigError names the file and, where it can, the line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    problem = utf8_problem(raw)
+    if problem:
+        raise ConfigError(f"{path}{problem}")
+    text = raw.decode("utf-8-sig")  # Notepad's "UTF-8 with BOM" is UTF-8 too
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -227,8 +278,9 @@ def load_config(path: str | Path) -> AgentConfig:
     try:
         return config_from_dict(data, path.resolve().parent)
     except ConfigError as exc:
-        located = [f"line {_line_of(root, loc)}: {text}" for loc, text in exc.problems]
-        raise ConfigError(f"{path} " + "; ".join(located)) from None
+        # In the order of the file, as someone going through it top to bottom fixes them.
+        lines = sorted(((_line_of(root, loc), text) for loc, text in exc.problems), key=lambda p: p[0])
+        raise ConfigError(f"{path} " + "; ".join(f"line {line}: {text}" for line, text in lines)) from None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:

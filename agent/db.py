@@ -219,6 +219,12 @@ def detect(conn: pymysql.connections.Connection, cfg: AgentConfig) -> Magento:
     else:
         version = int(m.version)
         wanted = f"{prefix}sales_order" if version == 2 else f"{prefix}sales_flat_order"
+        other = f"{prefix}sales_flat_order" if version == 2 else f"{prefix}sales_order"
+        if wanted not in found and other in found:
+            raise MagentoNotFound(
+                f"magento.version is {version}, but database {cfg.database.name!r} holds Magento "
+                f"{3 - version}'s {other} and no {wanted}; set magento.version to {3 - version} (or auto)"
+            )
         if wanted not in found:
             raise MagentoNotFound(
                 f"magento.version is {version} but table {wanted} does not exist in database "

@@ -300,6 +300,13 @@ UNAVAILABLE = {
 SIGNED = [{"KoppelKey": [], "KoppelTimestamp": [], "KoppelNonce": [], "KoppelSignature": []}]
 
 
+SETUP_CONFLICT = (
+    "`magento_setup`: the shop's setup and agent.yml disagree (e.g. magento.msi_source names a source Magento "
+    "does not have, or the MSI tables are not granted); nothing was written, the message says what to fix, "
+    "asking again before that gives the same answer"
+)
+
+
 def _signed(summary: str, scope: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
     responses = {
         "200": ok,
@@ -308,7 +315,7 @@ def _signed(summary: str, scope: str, ok: dict[str, Any], **extra: Any) -> dict[
         "403": _error(f"the key lacks scope {scope}"),
         "500": _error(
             "the agent cannot serve this: `database_privileges` (a grant is missing; `koppel-agent check` "
-            "names it), `magento_setup` (the shop's setup stops it), or `internal_error`"
+            "names it) or `internal_error`"
         ),
         "503": UNAVAILABLE,
         "default": _error("any other error"),
@@ -433,6 +440,7 @@ def document(cfg: AgentConfig) -> dict[str, Any]:
                             explode=True,
                         )
                     ],
+                    responses={"409": _error(SETUP_CONFLICT)},
                 ),
                 "post": _signed(
                     "Write stock quantities (idempotent per request_id)",
@@ -443,7 +451,10 @@ def document(cfg: AgentConfig) -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("StockRequest")}},
                     },
                     responses={
-                        "409": _error("this request_id was used with a different body"),
+                        "409": _error(
+                            "`request_id_conflict`: this request_id was used with a different body; or "
+                            + SETUP_CONFLICT
+                        ),
                         "413": _error("the body is larger than limits.max_body_bytes"),
                         "422": _error("the items cannot be processed"),
                     },
@@ -467,6 +478,7 @@ def document(cfg: AgentConfig) -> dict[str, Any]:
                             "page size",
                         ),
                     ],
+                    responses={"409": _error(SETUP_CONFLICT)},
                 )
             },
         },

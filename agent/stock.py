@@ -55,15 +55,29 @@ class StockSetupError(Exception):
     """The shop is not set up the way the agent's configuration says (e.g. the MSI source is missing)."""
 
 
-def _require_source(cur: Any, magento: Magento) -> None:
+def msi_sources(cur: Any, magento: Magento) -> dict[str, bool]:
+    """The MSI sources Magento has: source code -> enabled, in code order (``cur`` gives dict rows)."""
     cur.execute(
-        f"SELECT 1 AS found FROM {magento.table('inventory_source')} WHERE source_code = %s",
-        (magento.msi_source,),
+        f"SELECT source_code AS code, enabled FROM {magento.table('inventory_source')} ORDER BY source_code"
     )
-    if cur.fetchone() is None:
-        raise StockSetupError(
-            f"MSI source {magento.msi_source!r} (magento.msi_source in agent.yml) does not exist in Magento"
-        )
+    return {str(r["code"]): bool(r["enabled"]) for r in cur.fetchall()}
+
+
+def missing_source(magento: Magento, sources: Mapping[str, bool]) -> str | None:
+    """Why magento.msi_source cannot be written to (it is not among ``sources``), or None when it can."""
+    if magento.msi_source in sources:
+        return None
+    there = ", ".join(repr(code) for code in sources) or "none"
+    return (
+        f"MSI source {magento.msi_source!r} (magento.msi_source in agent.yml) does not exist in Magento, "
+        f"whose sources are: {there}; set magento.msi_source in agent.yml to one of them"
+    )
+
+
+def _require_source(cur: Any, magento: Magento) -> None:
+    problem = missing_source(magento, msi_sources(cur, magento))
+    if problem:
+        raise StockSetupError(problem)
 
 
 @dataclass(frozen=True)

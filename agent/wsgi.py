@@ -14,4 +14,4 @@ if not _path:
 try:
     app = create_app(load_config(_path))
 except ConfigError as exc:
-    sys.exit(f"koppel agent: {_path}: {exc}")
+    sys.exit(f"koppel agent: {exc}")

@@ -1,14 +1,6 @@
 """``koppel-agent deploy``: put the agent on a webserver over SSH/SFTP or FTP(S), or roll it back.
 
-Examples::
-
-    koppel-agent deploy ssh://koppel@shop.example.nl/~/koppel --config agent.yml \\
-        --health-url https://shop.example.nl/koppel/v1/health
-    koppel-agent deploy ssh://koppel@shop.example.nl/~/koppel --rollback
-    koppel-agent deploy ftps://shopuser@ftp.example.nl/~/koppel --config agent.yml --packages local \\
-        --password-env KOPPEL_FTP_PASSWORD
-
-A path starting with /~/ is taken from the login's home folder; any other path is absolute.
+``DESCRIPTION`` and ``EXAMPLES`` are what ``koppel-agent deploy --help`` prints, so they are plain text.
 """
 
 from __future__ import annotations
@@ -23,6 +15,18 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 SCHEMES = ("ssh", "sftp", "ftps", "ftp")
+DESCRIPTION = """\
+Put the agent on a webserver over SSH/SFTP or FTP(S) as a new release, switch to it and check that it
+answers; or switch back to the release before (--rollback), or list the releases (--list).
+
+A target path starting with /~/ is taken from the login's home folder; any other path is absolute."""
+EXAMPLES = """\
+examples:
+  koppel-agent deploy ssh://koppel@shop.example.nl/~/koppel --config agent.yml \\
+      --health-url https://shop.example.nl/koppel/v1/health
+  koppel-agent deploy ssh://koppel@shop.example.nl/~/koppel --rollback
+  koppel-agent deploy ftps://shopuser@ftp.example.nl/~/koppel --config agent.yml --packages local \\
+      --password-env KOPPEL_FTP_PASSWORD"""
 
 
 def _keep(value: str) -> int:
@@ -38,7 +42,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "deploy",
         help="upload a release to the webserver over SSH/SFTP or FTP(S), switch to it; or roll back",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target", help="ssh://USER@HOST[:PORT]/PATH, sftp://… or ftps://USER@HOST[:PORT]/PATH")
@@ -234,6 +239,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return 1
     except ReleaseError as exc:
         console.say(f"koppel-agent deploy: failed at step build: {exc}")
+        return 1
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        # Said here rather than by koppel-agent's last-resort handler: the console blanks out the secrets.
+        console.say(
+            f"koppel-agent deploy: unexpected error: {type(exc).__name__}: {exc} "
+            "(run it again with --debug for the details)"
+        )
         return 1
     finally:
         if target is not None:

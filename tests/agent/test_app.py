@@ -182,7 +182,8 @@ def test_detection_problems_are_explained(mariadb: MariaDB, database: str, tmp_p
     make_magento(mariadb, database, 2, "mg_")
     for magento, fragment in [
         ({"table_prefix": ""}, "check magento.table_prefix"),
-        ({"table_prefix": "mg_", "version": 1}, "mg_sales_flat_order does not exist"),
+        ({"table_prefix": "", "version": 2}, "check magento.table_prefix"),
+        ({"table_prefix": "mg_", "version": 1}, "set magento.version to 2 \\(or auto\\)"),
     ]:
         cfg = config_from_dict(config_dict(mariadb, database, tmp_path, magento=magento), tmp_path)
         with connect(cfg) as conn, pytest.raises(MagentoNotFound, match=fragment):

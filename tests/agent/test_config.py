@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,127 @@ def test_version_accepts_numbers_written_as_text(tmp_path: Path) -> None:
     data = base()
     data["magento"] = {"version": "1"}
     assert config_from_dict(data, tmp_path).magento.version == 1
+
+
+# --- files that are not UTF-8 ----------------------------------------------------------------------------
+
+GOOD_FILE = f"""database:
+  name: magento  # database of the café
+  user: koppel
+keys:
+  - id: office
+    secret: "{GOOD_SECRET}"
+    scopes: [orders:read]
+"""
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("latin-1", " line 2, column 39: a character that is not UTF-8 (Latin-1 or Windows-1252?)"),
+        ("cp1252", " line 2, column 39: a character that is not UTF-8 (Latin-1 or Windows-1252?)"),
+        ("utf-16", ": the file is saved as UTF-16"),  # with a byte order mark, as Notepad writes it
+        ("utf-16-le", " line 1, column 2: a NUL byte (is the file saved as UTF-16?)"),
+    ],
+)
+def test_a_config_file_that_is_not_utf8_is_named_with_where_and_what_to_do(
+    tmp_path: Path, encoding: str, expected: str
+) -> None:
+    path = tmp_path / "agent.yml"
+    path.write_bytes(GOOD_FILE.encode(encoding))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}{expected}"), message
+    assert "save" in message and "as UTF-8" in message and "\n" not in message
+
+
+def test_a_config_file_in_utf8_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yml"
+    path.write_bytes(GOOD_FILE.encode("utf-8-sig"))
+    assert load_config(path).database.name == "magento"
+
+
+@pytest.mark.parametrize("key", ["password_file", "secret_file"])
+def test_a_latin1_secret_file_names_the_key_the_file_and_where(tmp_path: Path, key: str) -> None:
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_bytes(("geheim-é-" + "x" * 40 + "\n").encode("latin-1"))
+    data = base()
+    if key == "password_file":
+        data["database"] = {"name": "m", "user": "u", "password_file": "secret.txt"}
+        where = "database.password_file"
+    else:
+        data["keys"][0] = {"id": "office", "secret_file": "secret.txt", "scopes": ["orders:read"]}
+        where = "keys[0].secret_file"
+    message = refuse(data, tmp_path)
+    assert message == (
+        f"{where}: file {secret_file} line 1, column 8: a character that is not UTF-8 "
+        "(Latin-1 or Windows-1252?); save the file as UTF-8"
+    )
+
+
+# --- every mistake at once, in the order of the file -------------------------------------------------------
+
+MANY_MISTAKES = f"""database:
+  name: magento
+  user: koppel
+  password_env: KOPPEL_TEST_UNSET_A
+settle_second: 5
+magento:
+  table_prefix: "mg-"
+keys:
+  - id: office
+    secret_env: KOPPEL_TEST_UNSET_B
+    scopes: [orders:read]
+  - id: office
+    secret: "{GOOD_SECRET}"
+    scopes: [orders:write]
+limits:
+  max_page_size: 0
+"""
+
+
+def test_every_mistake_is_reported_at_once_in_line_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KOPPEL_TEST_UNSET_A", raising=False)
+    monkeypatch.delenv("KOPPEL_TEST_UNSET_B", raising=False)
+    path = tmp_path / "agent.yml"
+    path.write_text(MANY_MISTAKES, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} line 4: database.password_env: environment variable")
+    found = [(int(line), text) for line, text in re.findall(r"line (\d+): ([^;]+)", message)]
+    assert [line for line, _ in found] == [4, 5, 7, 10, 12, 14, 16], message
+    texts = " | ".join(text for _, text in found)
+    for fragment in [
+        "KOPPEL_TEST_UNSET_A is not set",
+        "settle_second: unknown key",
+        "magento.table_prefix: may hold only",
+        "keys[1].id: key id 'office' appears twice (also keys[0])",
+        "keys[0].secret_env: environment variable KOPPEL_TEST_UNSET_B is not set",
+        "keys[1].scopes[0]: unknown scope 'orders:write'",
+        "limits.max_page_size",
+    ]:
+        assert fragment in texts, (fragment, message)
+
+
+def test_an_unset_variable_does_not_hide_a_typo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    data = base()
+    data["settle_second"] = 5
+    data["keys"][0] = {"id": "office", "secret_env": "NOPE_NOT_SET", "scopes": ["orders:read"]}
+    message = refuse(data, tmp_path)
+    assert "keys[0].secret_env: environment variable NOPE_NOT_SET is not set" in message
+    assert "settle_second: unknown key" in message
+    # The stand-in put in place of the unresolved secret causes no problem of its own.
+    assert message.count(";") == 1, message
+
+
+def test_msi_on_magento_1_is_reported_beside_other_mistakes(tmp_path: Path) -> None:
+    data = base()
+    data["magento"] = {"version": 1, "stock": "msi", "table_prefix": "a b"}
+    message = refuse(data, tmp_path)
+    assert "magento.stock: stock msi exists only in Magento 2" in message
+    assert "magento.table_prefix" in message

@@ -100,7 +100,7 @@ def test_msi_without_its_grants_is_still_msi_and_stock_is_refused(
     client = SigningClient(create_app(cfg).test_client())
     before = shop.snapshot()
     refused = push(client, "no-msi-grants")
-    assert refused.status_code == 500
+    assert refused.status_code == 409
     error = refused.get_json()["error"]
     assert error["code"] == "magento_setup" and "inventory_source_item" in error["message"]
     assert shop.snapshot() == before  # neither the legacy item nor the source item was written
@@ -137,7 +137,7 @@ def test_unreadable_setup_module_refuses_stock_instead_of_guessing_legacy(
 
     before = shop.snapshot()
     refused = push(SigningClient(create_app(cfg).test_client()), "unknown-msi")
-    assert refused.status_code == 500 and refused.get_json()["error"]["code"] == "magento_setup"
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "magento_setup"
     assert shop.snapshot() == before
     root.close()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,8 @@ import pytest
 import requests
 import yaml
 
-from agent import protocol
+from agent import cli, protocol
+from agent.app import DRAIN_SECONDS
 from agent.config import config_from_dict
 from tests.agent.conftest import KEY_ID, SECRET, config_dict, write_config
 from tests.mariadb import MariaDB, free_port
@@ -200,3 +203,201 @@ def test_wsgi_module_builds_the_app_from_the_environment(config_file: Path) -> N
     env.pop("KOPPEL_AGENT_CONFIG")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1 and "KOPPEL_AGENT_CONFIG" in result.stderr
+
+
+# --- no traceback, whatever the input ---------------------------------------------------------------
+
+
+def test_a_latin1_config_gets_one_sentence_from_check_and_serve(tmp_path: Path, mariadb: MariaDB) -> None:
+    path = tmp_path / "agent.yml"
+    text = yaml.safe_dump(config_dict(mariadb, "m", tmp_path / "state"), sort_keys=False)
+    path.write_bytes(("# agent for the café\n" + text).encode("latin-1"))
+    expected = f"{path} line 1, column 20: a character that is not UTF-8 (Latin-1 or Windows-1252?); save the file as UTF-8"
+    check = run_cli("check", "--config", str(path))
+    assert check.returncode == 1 and check.stdout == f"FAIL  config {expected}\n" and check.stderr == ""
+    serve = run_cli("serve", "--config", str(path))
+    assert serve.returncode == 1 and serve.stderr == f"koppel-agent: {expected}\n"
+    path.write_text("# agent for the café\n" + text, encoding="utf-16")
+    serve = run_cli("serve", "--config", str(path))
+    assert serve.returncode == 1, serve.stderr
+    assert serve.stderr == f"koppel-agent: {path}: the file is saved as UTF-16; save it as UTF-8\n"
+
+
+def test_a_latin1_password_file_gets_one_sentence(tmp_path: Path, mariadb: MariaDB) -> None:
+    (tmp_path / "db.pw").write_bytes("wachtwoord-ä\n".encode("latin-1"))
+    data = config_dict(mariadb, "m", tmp_path / "state")
+    data["database"]["password_file"] = "db.pw"
+    for command in ("check", "serve"):
+        result = run_cli(command, "--config", str(write_config(tmp_path / "agent.yml", data)))
+        output = result.stdout + result.stderr
+        assert result.returncode == 1 and "Traceback" not in output, output
+        assert f"database.password_file: file {tmp_path / 'db.pw'} line 1, column 12" in output
+        assert output.rstrip().endswith("save the file as UTF-8") and output.count("\n") == 1, output
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def broken(path: Path, say: object) -> int:
+        raise RuntimeError("the disk fell off")
+
+    monkeypatch.setattr(cli, "run_check", broken)
+    assert cli.main(["check", "--config", str(tmp_path / "agent.yml")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "koppel-agent check: unexpected error: RuntimeError: the disk fell off "
+        "(run it again with --debug for the details)\n"
+    )
+    for argv in (["--debug", "check"], ["check", "--debug"]):
+        with pytest.raises(RuntimeError, match="the disk fell off"):
+            cli.main([*argv, "--config", str(tmp_path / "agent.yml")])
+
+
+# --- usage, help and version ---------------------------------------------------------------------------
+
+
+def test_new_key_refuses_a_bad_id_as_wrong_usage() -> None:
+    result = run_cli("new-key", "--id", "bad id!")
+    assert result.returncode == 2, result.stderr
+    assert "argument --id: 'bad id!': a key id holds only letters" in result.stderr
+    assert result.stdout == "" and "secret" not in result.stdout
+
+
+def test_help_is_plain_text_and_every_command_describes_itself() -> None:
+    deploy = run_cli("deploy", "--help")
+    assert deploy.returncode == 0, deploy.stderr
+    assert "``" not in deploy.stdout and "::" not in deploy.stdout
+    assert "examples:\n  koppel-agent deploy ssh://" in deploy.stdout
+    for command, fragment in [
+        ("serve", "Run the agent's HTTP API under gunicorn"),
+        ("check", "Check an installation step by step"),
+        ("new-key", "Make a fresh random key secret"),
+    ]:
+        shown = run_cli(command, "--help")
+        assert shown.returncode == 0 and fragment in " ".join(shown.stdout.split()), shown.stdout
+        assert "--debug" in shown.stdout
+
+
+def test_version() -> None:
+    from importlib import metadata
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"koppel-agent {metadata.version('koppel')}\n"
+
+
+# --- check: what agent.yml says against what Magento has ---------------------------------------------------
+
+
+def add_source(mariadb: MariaDB, database: str, code: str, enabled: int) -> None:
+    with mariadb.connect(database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO inventory_source (source_code, name, enabled, country_id, postcode) "
+            "VALUES (%s, %s, %s, 'NL', '1000 AA')",
+            (code, code.title(), enabled),
+        )
+        conn.commit()
+
+
+def test_check_fails_on_an_msi_source_magento_does_not_have(
+    mariadb: MariaDB, magento2: str, tmp_path: Path
+) -> None:
+    add_source(mariadb, magento2, "eu_store", 0)
+    data = config_dict(mariadb, magento2, tmp_path / "state", magento={"msi_source": "warehouse"})
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert result.returncode == 1, result.stdout
+    assert (
+        "FAIL  magento.msi_source: MSI source 'warehouse' (magento.msi_source in agent.yml) does not exist "
+        "in Magento, whose sources are: 'default', 'eu_store'; set magento.msi_source in agent.yml to one "
+        "of them\n"
+    ) in result.stdout
+    assert "check failed: 1 problem(s)" in result.stdout
+    # Without a key that writes stock, the source does not matter.
+    data["keys"] = [{"id": "office", "secret": SECRET, "scopes": ["orders:read"]}]
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert result.returncode == 0 and "msi_source" not in result.stdout, result.stdout
+    # A source that exists but is disabled passes with a warning; the default one passes plainly.
+    data = config_dict(mariadb, magento2, tmp_path / "state", magento={"msi_source": "eu_store"})
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert (
+        result.returncode == 0
+        and "warn  magento.msi_source: MSI source 'eu_store' is disabled in Magento" in result.stdout
+    )
+    data = config_dict(mariadb, magento2, tmp_path / "state")
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert "ok    MSI source 'default' exists and is enabled" in result.stdout
+
+
+def test_check_points_at_magento_version_when_the_other_version_is_there(
+    mariadb: MariaDB, magento2: str, tmp_path: Path
+) -> None:
+    data = config_dict(mariadb, magento2, tmp_path / "state", magento={"version": 1})
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert result.returncode == 1
+    assert (
+        f"FAIL  magento: magento.version is 1, but database {magento2!r} holds Magento 2's sales_order and "
+        "no sales_flat_order; set magento.version to 2 (or auto)"
+    ) in result.stdout
+    assert "table_prefix" not in result.stdout
+
+
+# --- a refused body is read before the 413, so a proxy relays the answer -------------------------------------
+
+
+def post_slowly(base: str, declared: int, send: int, pause: float = 0.02) -> tuple[bytes, str | None]:
+    """POST with Content-Length ``declared``, sending ``send`` bytes in 4 kB pieces with a pause between, as a
+    proxy streams a body; then read the answer. Returns (answer, the error that cut the sending short)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(
+            f"POST /v1/stock HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\nConnection: close\r\n\r\n".encode()
+        )
+        problem = None
+        try:
+            for start in range(0, send, 4096):
+                sock.sendall(b"x" * min(4096, send - start))
+                time.sleep(pause)
+        except OSError as exc:  # the agent closed the connection while the body was still coming
+            problem = f"{type(exc).__name__}: {exc}"
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError as exc:
+            problem = problem or f"{type(exc).__name__}: {exc}"
+        return answer, problem
+
+
+def test_a_refused_body_is_read_before_the_413(served: str) -> None:
+    # 200 kB over the test limit of 20000 bytes, arriving over half a second: the agent must not close the
+    # connection on it (the kernel would reset it and nginx answer 502), but read it and then say 413.
+    answer, problem = post_slowly(served, 200_000, 200_000)
+    assert problem is None, problem
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert json.loads(payload)["error"]["code"] == "body_too_large"
+
+
+def test_a_refused_body_is_read_only_within_bounds(served: str) -> None:
+    # Declared far above what is worth reading: answered at once, without waiting for the body.
+    started = time.monotonic()
+    answer, _ = post_slowly(served, 10**9, 4096, pause=0)
+    assert answer.startswith(b"HTTP/1.1 413") and time.monotonic() - started < 5, answer[:200]
+    # Declared within bounds but never sent: answered after DRAIN_SECONDS, not never.
+    started = time.monotonic()
+    answer, _ = post_slowly(served, 100_000, 0)
+    waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert DRAIN_SECONDS - 1 < waited < DRAIN_SECONDS + 5, waited
+
+
+def test_wsgi_module_names_a_config_mistake_once(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yml"
+    path.write_bytes("database: {name: m, user: u}  # café\n".encode("latin-1"))
+    env = {"PATH": "/usr/bin:/bin", "KOPPEL_AGENT_CONFIG": str(path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import agent.wsgi"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 1 and result.stderr.count(str(path)) == 1, result.stderr
+    assert result.stderr.startswith(f"koppel agent: {path} line 1, column 36: a character that is not UTF-8")

@@ -235,5 +235,15 @@ def test_a_missing_msi_source_is_named_and_nothing_is_written(
     client = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
     before = shop.snapshot()
     status, code, message = error_of(client.post("/v1/stock", body("src", [{"sku": "A", "qty": 3}])))
-    assert (status, code) == (500, "magento_setup") and "'gone'" in message and "msi_source" in message
+    # Not a 5xx: the client would retry ("try again later") what only a change of agent.yml can fix.
+    assert (status, code) == (409, "magento_setup"), message
+    assert message.startswith(
+        "stock was not touched: MSI source 'gone' (magento.msi_source in agent.yml) does not exist in Magento, "
+        "whose sources are: 'default'; set magento.msi_source in agent.yml to one of them"
+    )
     assert shop.snapshot() == before
+    # The refusal did not use up the request id: once agent.yml is fixed, the same push goes through.
+    data["magento"]["msi_source"] = "default"
+    fixed = SigningClient(create_app(config_from_dict(data, tmp_path)).test_client())
+    answer = fixed.post("/v1/stock", body("src", [{"sku": "A", "qty": 3}]))
+    assert answer.status_code == 200 and answer.get_json()["counts"]["updated"] == 1

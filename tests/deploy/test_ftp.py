@@ -171,3 +171,33 @@ def test_a_password_in_the_target_is_refused_without_repeating_it() -> None:
         assert "put no password in the target" in str(exc.value) and "Pw-in-url" not in str(exc.value)
     with pytest.raises(SystemExit, match="the port must be a number"):
         agent_main(["deploy", "ftps://someone@127.0.0.1:port/koppel", "--config", "agent.yml"])
+
+
+def test_an_unexpected_error_is_one_redacted_line_unless_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import deploy.ftp
+
+    password = "Ftp-password-for-this-test-77"
+    monkeypatch.setenv("KOPPEL_TEST_FTP_PASSWORD", password)
+
+    def broken(settings: FtpSettings) -> None:
+        raise RuntimeError(f"library said: login {settings.password} failed oddly")
+
+    monkeypatch.setattr(deploy.ftp, "FtpTarget", broken)
+    argv = [
+        "deploy",
+        "ftps://someone@127.0.0.1/koppel",
+        "--list",
+        "--password-env",
+        "KOPPEL_TEST_FTP_PASSWORD",
+    ]
+    assert agent_main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == (
+        "koppel-agent deploy: unexpected error: RuntimeError: library said: login [secret] failed oddly "
+        "(run it again with --debug for the details)\n"
+    )
+    assert err == "" and "Traceback" not in out
+    with pytest.raises(RuntimeError, match="failed oddly"):
+        agent_main([*argv, "--debug"])
