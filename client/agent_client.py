@@ -213,6 +213,13 @@ class AgentClient:
             )
         elif status == 403:
             text = f"key {self.key_id!r} may not do {where} (403{said}); give it the scope in agent.yml"
+        elif code == "database_privileges":
+            # Waiting does not help here: the agent's MySQL user needs a grant (the run is retried, though,
+            # so it goes on by itself once the grant is given).
+            text = (
+                f"the agent's database user may not read or write what {where} needs (HTTP {status}{said}); "
+                "give it the grants of README's 'MySQL privileges for the agent' (koppel-agent check lists them)"
+            )
         elif status >= 500:
             text = f"the agent could not answer {where} (HTTP {status}{said}); try again later"
         else:

@@ -123,6 +123,23 @@ def test_503_after_all_retries_is_transient_with_the_agents_message(scripted):
     assert info.value.transient and info.value.status == 503 and info.value.code == "database_unavailable"
 
 
+def test_a_missing_grant_names_the_fix_instead_of_try_again_later(scripted):
+    url, handler = scripted
+    handler.script.append(
+        (
+            500,
+            {"Content-Type": "application/json"},
+            b'{"error": {"code": "database_privileges", "message": "SELECT denied on sales_order_tax"}}',
+        )
+    )
+    with pytest.raises(AgentError) as info:
+        AgentClient(url, "office", AGENT_SECRET, retries=0).get("/v1/orders")
+    text = str(info.value)
+    assert "sales_order_tax" in text and "MySQL privileges for the agent" in text
+    assert "try again later" not in text
+    assert info.value.code == "database_privileges"
+
+
 def test_html_instead_of_json_is_explained(scripted):
     url, handler = scripted
     handler.script.append((200, {"Content-Type": "text/html"}, b"<html>shop front</html>"))
