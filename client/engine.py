@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from client.agent_client import AgentClient, AgentError
+from client.rules.journal import Change
 from client.snelstart.base import (
     SnelStartBackend,
     SnelStartRefusal,
@@ -88,6 +89,10 @@ class _Transient(Exception):
     """Stop the run; nothing is wrong with the order at hand."""
 
 
+class _ProfileStop(Exception):
+    """Stop the run before any order: a setting of the profile is wrong for every order."""
+
+
 def _parse_time(value: str | None) -> dt.datetime | None:
     if not value:
         return None
@@ -141,7 +146,6 @@ class OrderImporter:
         self.defer_states = set(orders.defer_states or ())
         self.defer_days = orders.defer_days
         self.unique_reference = orders.unique_payment_reference
-        self.current_order: dict | None = None
 
     # -- journal: the state log, or the dry run's printout -----------------------------------------------
     def log(
@@ -152,14 +156,26 @@ class OrderImporter:
         essential: bool,
         order: str | None = None,
         detail: str | None = None,
+        preview: bool = False,
     ) -> None:
+        """``preview``: a dry run prints this detail too (it prints essentials, warnings and errors anyway)."""
         if self.dry_run:
-            if essential or level in ("warning", "error"):
+            if essential or preview or level in ("warning", "error"):
                 self.result.lines.append(message)
             return
         self.state.log(
             self.name, level, message, essential=essential, detail=detail, order=order, task=self.task
         )
+
+    def check_profile(self) -> None:
+        """Raise ``_ProfileStop`` when a setting every order needs is wrong (a template or omzetgroep SnelStart
+        does not have): then no order is tried, failed or recorded, and the next run starts afresh."""
+        from client.rules.salesorder import ProfileError, check_profile
+
+        try:
+            check_profile(self.profile, self.backend)
+        except ProfileError as exc:
+            raise _ProfileStop(str(exc)) from None
 
     # -- classification --------------------------------------------------------------------------------
     def eligible(self, magento_state: str | None) -> bool:
@@ -239,11 +255,16 @@ class OrderImporter:
             if source != "feed":
                 return self._drop(order, f"now {magento_state}; no longer imported")
             self.result.ignored += 1
+            if self.import_states is None:
+                which = "orders.import_states: every state except canceled"
+            else:
+                which = f"orders.import_states: {', '.join(sorted(self.import_states)) or 'none'}"
             self.log(
-                "debug",
-                f"Magento order {number}: state {magento_state} is not imported",
+                "info",
+                f"Magento order {number} ignored: its state {magento_state} is not imported ({which})",
                 essential=False,
                 order=number,
+                preview=True,
             )
             return "ignored"
         outcome = self._guarded(order, lambda: self._import(order))
@@ -310,7 +331,6 @@ class OrderImporter:
 
     def _import(self, order: dict) -> str:
         eid, number = int(order["id"]), str(order["number"])
-        self.current_order = order
         kenmerk = number
         if self.unique_reference:
             found = self.backend.verkooporders_by_betalingskenmerk(kenmerk)
@@ -318,19 +338,25 @@ class OrderImporter:
                 return self._existing(order, found)
 
         # In a dry run the backend is the in-memory overlay, so the rules run exactly as for real.
-        prepared = self._prepare_order(order, self.profile, self.backend, dry_run=False, zone=self.zone)
+        prepared = self._prepare_order(
+            order,
+            self.profile,
+            self.backend,
+            dry_run=False,
+            zone=self.zone,
+            journal=lambda change: self._changed(change, number),
+        )
         for action in prepared.actions:
             self.log("debug", f"Magento order {number}: {action}", essential=False, order=number)
         for warning in prepared.warnings:
-            self.log("warning", f"Magento order {number}: {warning}", essential=False, order=number)
+            # What the rules warn of (VAT SnelStart books differently, data left out or shortened) is for the
+            # bookkeeper to read, in the default view of the log.
+            self.log("warning", f"Magento order {number}: {warning}", essential=True, order=number)
         relatie = prepared.relatie
         if relatie is None:
             relatie = self.backend.get_relatie(prepared.verkooporder.relatie_id) if not self.dry_run else None
-        self._count_customer(prepared, relatie, number)
-        for code in prepared.artikelen_created:
-            self.result.articles_created += 1
-            verb = "would be created" if self.dry_run else "created"
-            self.log("info", f"Article {code} {verb} (Magento order {number})", essential=True, order=number)
+        if not prepared.relatie_created:
+            self.result.customers_matched += 1
 
         if self.dry_run:
             self._describe(order, prepared, relatie)
@@ -457,22 +483,22 @@ class OrderImporter:
             how=how,
         )
 
-    def _count_customer(self, prepared: Any, relatie: Any, number: str) -> None:
-        code = relatie.relatiecode if relatie is not None else None
-        if prepared.relatie_created:
+    def _changed(self, change: Change, number: str) -> None:
+        """A customer or article the rules just created (or a customer updated) for order ``number``: counted
+        and logged now, so that it is accounted for even when the order fails after all."""
+        if change.kind == "article_created":
+            self.result.articles_created += 1
+            verb = "would be created" if self.dry_run else "created"
+            message = f"Article {change.name} {verb} (Magento order {number})"
+        elif change.kind == "customer_created":
             self.result.customers_created += 1
-            name = relatie.naam if relatie is not None else _customer_name(self.current_order)
-            what = "would be created" if self.dry_run else f"created as relatie {code}"
-            self.log("info", f"Customer {name} {what} (Magento order {number})", essential=True, order=number)
-            return
-        self.result.customers_matched += 1
-        if prepared.relatie_updated:
+            what = "would be created" if self.dry_run else f"created as relatie {change.relatiecode}"
+            message = f"Customer {change.name} {what} (Magento order {number})"
+        else:
             self.result.customers_updated += 1
             verb = "would be updated" if self.dry_run else "updated"
-            name = relatie.naam if relatie is not None else "?"
-            self.log(
-                "info", f"Customer {name} (relatie {code}) {verb} (Magento order {number})", essential=True
-            )
+            message = f"Customer {change.name} (relatie {change.relatiecode}) {verb} (Magento order {number})"
+        self.log("info", message, essential=True, order=number)
 
     def _describe(self, order: dict, prepared: Any, relatie: Any) -> None:
         vo = prepared.verkooporder
@@ -487,7 +513,7 @@ class OrderImporter:
         lines = self.result.lines
         lines.append(
             f"Magento order {order['number']}: would create a verkooporder for {who}, betalingskenmerk "
-            f"{vo.betalingskenmerk}, {len(vo.regels)} line(s), Magento total "
+            f"{vo.betalingskenmerk}, {len(vo.regels)} line{'' if len(vo.regels) == 1 else 's'}, Magento total "
             f"{show_money(order['totals']['grand_total'])}"
         )
         for regel in vo.regels:
@@ -623,8 +649,18 @@ def run_import(
                 zone=getattr(config, "zone", None),
             )
             backend.refresh()
+            importer.check_profile()
             _retry_lists(importer, agent, progress)
             _new_orders(importer, agent, progress)
+        except _ProfileStop as exc:
+            result.error = str(exc)
+            assert importer is not None  # only the importer raises it
+            importer.log(
+                "error",
+                f"Import not started: {exc}. No order was touched; they are imported on the first run after "
+                "the fix",
+                essential=True,
+            )
         except (_Transient, AgentError, SnelStartUnavailable) as exc:
             result.error = str(exc)
             message = f"Import stopped: {exc}; the rest follows on the next run"

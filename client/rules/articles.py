@@ -12,9 +12,26 @@ from decimal import Decimal
 
 from client.config import ArticlesSettings, OrdersSettings
 from client.rules.errors import OrderFailure, fit
+from client.rules.journal import Change, Journal, ignore
 from client.snelstart.base import Artikel, NieuwArtikel, Omzetgroep, SnelStartBackend
 
 PLACEHOLDER_PREFIX = "(new article) "
+# The btw-soorten whose rate the administration's btw tarieven fix; "Overig" has no rate of its own.
+RATED_SOORTEN = ("Hoog", "Laag", "Geen")
+
+
+def percent(rate: Decimal | None) -> str:
+    """A VAT rate for people: 9 %, not 9.0000 %."""
+    return "?" if rate is None else f"{rate.normalize():f} %"
+
+
+def mapping_entry(rate: Decimal, named: int | str) -> str:
+    """One entry of an ``articles.revenue_group`` mapping as the user wrote it."""
+    return f"articles.revenue_group {{{Decimal(rate).normalize():f}: {named}}}"
+
+
+def _group(groep: Omzetgroep) -> str:
+    return f"{groep.nummer} {groep.omschrijving!r} ({percent(groep.btw_percentage)})"
 
 
 @dataclass
@@ -24,6 +41,7 @@ class ArticleResolver:
     backend: SnelStartBackend
     dry_run: bool = False
     actions: list[str] = field(default_factory=list)
+    journal: Journal = ignore  # told of every article created, as it is created
     warnings: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     _by_sku: dict[str, Artikel] = field(default_factory=dict)
@@ -49,8 +67,10 @@ class ArticleResolver:
             raise OrderFailure(f"{why}, and orders.default_article is not set")
         return self.by_code(self.orders.default_article, "orders.default_article")
 
-    def for_sku(self, sku: str | None, name: str, price: Decimal) -> Artikel:
-        """The article of a Magento SKU, per ``articles.processing``; ``price`` is the Magento unit price excl. VAT."""
+    def for_sku(self, sku: str | None, name: str, price: Decimal, rate: Decimal | None = None) -> Artikel:
+        """The article of a Magento SKU, per ``articles.processing``; ``price`` is the Magento unit price excl. VAT
+        and ``rate`` the VAT % Magento charged on the line (None: not known), which a new article's omzetgroep
+        must carry."""
         sku = (sku or "").strip()
         if not sku:
             self.warnings.append(f"item {name!r} has no SKU; booked on orders.default_article")
@@ -68,7 +88,7 @@ class ArticleResolver:
             self.warnings.append(f"SKU {sku} is not in SnelStart; booked on orders.default_article")
             artikel = self.default_article(f"SKU {sku} is not in SnelStart and articles.processing is manual")
         else:
-            artikel = self._create(sku, name, price)
+            artikel = self._create(sku, name, price, rate)
         self._by_sku[sku] = artikel
         return artikel
 
@@ -86,8 +106,8 @@ class ArticleResolver:
         )
         return changed if self.dry_run else self.backend.update_artikel(changed)
 
-    def _create(self, sku: str, name: str, price: Decimal) -> Artikel:
-        groep = self.revenue_group()
+    def _create(self, sku: str, name: str, price: Decimal, rate: Decimal | None) -> Artikel:
+        groep = self.revenue_group(rate, f"new article {sku}")
         omschrijving = (
             fit(name, "artikel_omschrijving", f"description of new article {sku}", self.warnings) or sku
         )
@@ -99,9 +119,12 @@ class ArticleResolver:
             verkoopprijs=price,
             extra_velden=extra,
         )
-        self.actions.append(f"create article {sku} {omschrijving!r} in omzetgroep {groep.nummer}")
+        self.actions.append(
+            f"create article {sku} {omschrijving!r} in omzetgroep {groep.nummer} ({percent(groep.btw_percentage)})"
+        )
         self.created.append(sku)
         if self.dry_run:
+            self.journal(Change("article_created", sku))
             return Artikel(
                 id=PLACEHOLDER_PREFIX + sku,
                 artikelcode=sku,
@@ -110,31 +133,92 @@ class ArticleResolver:
                 verkoopprijs=price,
                 extra_velden=extra,
             )
-        return self.backend.create_artikel(nieuw)
+        made = self.backend.create_artikel(nieuw)
+        self.journal(Change("article_created", made.artikelcode))
+        return made
 
     def omzetgroepen(self) -> list[Omzetgroep]:
         if self._omzetgroepen is None:
             self._omzetgroepen = self.backend.omzetgroepen()
         return self._omzetgroepen
 
-    def revenue_group(self) -> Omzetgroep:
-        wanted = self.articles.revenue_group
-        if wanted is None:
-            raise OrderFailure("a new article is needed, but articles.revenue_group is not set")
+    def named_group(self, wanted: int | str, setting: str | None = None) -> Omzetgroep:
+        """The omzetgroep a setting names by number or name; ``setting`` says where, as the user wrote it."""
         for groep in self.omzetgroepen():
             if (
                 str(groep.nummer) == str(wanted).strip()
                 or groep.omschrijving.lower() == str(wanted).strip().lower()
             ):
                 return groep
-        raise OrderFailure(f"articles.revenue_group {wanted}: no such omzetgroep in SnelStart")
+        known = ", ".join(_group(g) for g in self.omzetgroepen()) or "none"
+        raise OrderFailure(
+            f"{setting or f'articles.revenue_group {wanted}'}: no such omzetgroep in SnelStart; name one it has "
+            f"by number or name ({known})"
+        )
+
+    def revenue_group(self, rate: Decimal | None = None, what: str = "a new article") -> Omzetgroep:
+        """The omzetgroep for a new article on a Magento line charged ``rate`` % VAT (None: not known).
+
+        SnelStart takes the VAT of an order line from the article's omzetgroep, so the group must carry Magento's
+        rate: ``articles.revenue_group`` when it does (or the rate is not known), else the one omzetgroep of
+        btw-soort hoog, laag or geen at that rate. A mapping {VAT %: omzetgroep} chooses per rate instead."""
+        wanted = self.articles.revenue_group
+        if wanted is None:
+            raise OrderFailure(f"{what} is needed, but articles.revenue_group is not set")
+        if isinstance(wanted, dict):
+            if rate is None:
+                raise OrderFailure(
+                    f"{what}: Magento gives no VAT rate for the line, and articles.revenue_group chooses the "
+                    "omzetgroep by VAT rate; enter the article in SnelStart, or give articles.revenue_group one "
+                    "omzetgroep"
+                )
+            for key, named in wanted.items():
+                if Decimal(key) == rate:
+                    return self.named_group(named, mapping_entry(key, named))
+            configured = None
+        else:
+            configured = self.named_group(wanted)
+            if rate is None or configured.btw_percentage == rate:
+                return configured
+        return self._group_at(rate, configured, what)
+
+    def _group_at(self, rate: Decimal, configured: Omzetgroep | None, what: str) -> Omzetgroep:
+        fitting = [
+            g for g in self.omzetgroepen() if g.btw_soort in RATED_SOORTEN and g.btw_percentage == rate
+        ]
+        if len(fitting) == 1:
+            return fitting[0]
+        if configured is not None:
+            head = f"articles.revenue_group {_group(configured)} does not carry it"
+        else:
+            head = "articles.revenue_group names no omzetgroep for it"
+        if not fitting:
+            rates = sorted(
+                {g.btw_percentage for g in self.omzetgroepen() if g.btw_soort in RATED_SOORTEN} - {None}
+            )
+            raise OrderFailure(
+                f"{what}: Magento charged {percent(rate)} VAT on the line; {head}, and no omzetgroep of btw-soort "
+                f"hoog, laag or geen does (the administration's omzetgroepen carry "
+                f"{', '.join(percent(r) for r in rates) or 'no rate'}); check the VAT settings in Magento, or "
+                "set articles.revenue_group to a mapping {VAT %: omzetgroep} naming the omzetgroep for "
+                f"{percent(rate)}"
+            )
+        raise OrderFailure(
+            f"{what}: Magento charged {percent(rate)} VAT on the line; {head}, and several omzetgroepen do: "
+            f"{', '.join(_group(g) for g in fitting)}; set articles.revenue_group to a mapping "
+            "{VAT %: omzetgroep} to choose one"
+        )
+
+    def group_of(self, artikel: Artikel) -> Omzetgroep | None:
+        for groep in self.omzetgroepen():
+            if groep.id == artikel.omzetgroep_id:
+                return groep
+        return None
 
     def vat_rate(self, artikel: Artikel) -> Decimal | None:
         """The VAT percentage SnelStart will charge on this article (from its omzetgroep), when known."""
-        for groep in self.omzetgroepen():
-            if groep.id == artikel.omzetgroep_id:
-                return groep.btw_percentage
-        return None
+        groep = self.group_of(artikel)
+        return groep.btw_percentage if groep is not None else None
 
     # -- recipes ----------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from client.config import CustomersSettings
 from client.rules.errors import OrderFailure, fit, fits_or_none
+from client.rules.journal import Change, Journal, ignore
 from client.rules.normalize import email_key, kvk_key, name_key, postcode_key, vat_key, vat_prefix
 from client.snelstart.base import Adres, NieuweRelatie, Relatie, SnelStartBackend
 
@@ -98,11 +99,23 @@ def _names(relaties: list[Relatie]) -> str:
     return ", ".join(f"{r.relatiecode} {r.naam}" for r in relaties)
 
 
+def is_klant(relatie: Relatie) -> bool:
+    """Only a relatie of soort Klant can be a sales order's customer (SnelStart refuses others, VOR-0002)."""
+    return "Klant" in relatie.relatiesoort
+
+
 def _unique(hits: list[Relatie]) -> list[Relatie]:
+    """The customers among the hits, each once: suppliers (Leverancier) with the same data never match."""
     seen: dict[str, Relatie] = {}
     for relatie in hits:
-        seen.setdefault(relatie.id, relatie)
+        if is_klant(relatie):
+            seen.setdefault(relatie.id, relatie)
     return list(seen.values())
+
+
+def _not_a_klant(relatie: Relatie) -> str:
+    soort = ", ".join(relatie.relatiesoort) or "no relatiesoort"
+    return f"relatie {relatie.relatiecode} {relatie.naam} is a {soort}, not a Klant"
 
 
 def _ambiguous(what: str, hits: list[Relatie]) -> OrderFailure:
@@ -139,7 +152,13 @@ def match_customer(
 
 
 def _by_code(code: int, backend: SnelStartBackend) -> MatchResult | None:
-    found = _unique(backend.relaties_by_code(code))
+    every = backend.relaties_by_code(code)
+    found = _unique(every)
+    if every and not found:
+        raise OrderFailure(
+            f"the Magento customer carries customer number {code}, but SnelStart {_not_a_klant(every[0])}; "
+            f"correct the customer's {'/'.join(CODE_ATTRIBUTES)} attribute in Magento"
+        )
     hits = [r for r in found if not r.nonactief]
     if found and not hits:
         raise OrderFailure(f"customer number {code} ({found[0].naam}) is inactive in SnelStart")
@@ -319,6 +338,24 @@ def updated_relatie(relatie: Relatie, fresh: NieuweRelatie) -> Relatie | None:
     return dataclasses.replace(relatie, **changes)
 
 
+def default_customer(settings: CustomersSettings, backend: SnelStartBackend) -> Relatie:
+    """The active Klant ``customers.default_code`` names; OrderFailure saying what to fix otherwise."""
+    code = settings.default_code
+    every = backend.relaties_by_code(code) if code is not None else []
+    hits = [r for r in every if not r.nonactief]
+    if not hits:
+        raise OrderFailure(
+            f"customers.default_code {code}: no active SnelStart customer has this number; set it to the "
+            "relatiecode of an active Klant"
+        )
+    if not is_klant(hits[0]):
+        raise OrderFailure(
+            f"customers.default_code {code}: SnelStart {_not_a_klant(hits[0])}; set it to the relatiecode of "
+            "an active Klant"
+        )
+    return hits[0]
+
+
 def resolve_customer(
     order: dict[str, Any],
     settings: CustomersSettings,
@@ -327,7 +364,10 @@ def resolve_customer(
     dry_run: bool,
     actions: list[str],
     warnings: list[str],
+    journal: Journal = ignore,
 ) -> CustomerOutcome:
+    """The order's customer per ``customers.matching`` and ``customers.processing``; every creation or update
+    in SnelStart is told to ``journal`` as soon as it is made."""
     match = match_customer(order, settings, backend)
     if match.relatie is not None:
         relatie = match.relatie
@@ -337,6 +377,7 @@ def resolve_customer(
                 actions.append(f"update customer {relatie.relatiecode} {relatie.naam}")
                 if not dry_run:
                     changed = backend.update_relatie(changed)
+                journal(Change("customer_updated", changed.naam, changed.relatiecode))
                 return CustomerOutcome(changed, changed.id, updated=True, step=match.step)
         return CustomerOutcome(relatie, relatie.id, step=match.step)
 
@@ -346,12 +387,8 @@ def resolve_customer(
                 "no SnelStart customer matches this order and customers.processing is manual, "
                 "but customers.default_code is not set"
             )
-        hits = [r for r in backend.relaties_by_code(settings.default_code) if not r.nonactief]
-        if not hits:
-            raise OrderFailure(
-                f"customers.default_code {settings.default_code}: no active SnelStart customer has this number"
-            )
-        return CustomerOutcome(hits[0], hits[0].id, step="default_code")
+        relatie = default_customer(settings, backend)
+        return CustomerOutcome(relatie, relatie.id, step="default_code")
 
     code = match.code
     if code is not None and backend.relaties_by_code(code):
@@ -359,6 +396,8 @@ def resolve_customer(
     fresh = new_relatie(order, settings, code, warnings)
     actions.append(f"create customer {fresh.naam}" + (f" with number {code}" if code else ""))
     if dry_run:
+        journal(Change("customer_created", fresh.naam))
         return CustomerOutcome(None, PLACEHOLDER_RELATIE_ID, created=True)
     created = backend.create_relatie(fresh)
+    journal(Change("customer_created", created.naam, created.relatiecode or None))
     return CustomerOutcome(created, created.id, created=True)

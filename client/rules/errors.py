@@ -7,6 +7,11 @@ class OrderFailure(Exception):
     """This order cannot be imported as configured; the message tells the user which setting or data to fix."""
 
 
+class ProfileError(Exception):
+    """A setting of the profile that no order can be imported with (a template or omzetgroep SnelStart does not
+    have); the run stops before the first order and the message names the setting and the fix."""
+
+
 # SnelStart's field lengths (B2B API error codes REL-00xx / VOR-00xx; the desktop program has the same limits).
 LIMITS = {
     "naam": 50,

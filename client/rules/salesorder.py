@@ -19,9 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from client.config import CostSetting, OrdersSettings, Profile
-from client.rules.articles import ArticleResolver
-from client.rules.customers import order_adres, resolve_customer
-from client.rules.errors import OrderFailure, fit
+from client.rules.articles import ArticleResolver, mapping_entry, percent
+from client.rules.customers import default_customer, order_adres, resolve_customer
+from client.rules.errors import OrderFailure, ProfileError, fit
+from client.rules.journal import Journal, ignore
 from client.rules.money import (
     CENT,
     HUNDRED,
@@ -43,7 +44,7 @@ from client.snelstart.base import (
     Verkoopsjabloon,
 )
 
-__all__ = ["OrderFailure", "PreparedOrder", "prepare_order"]
+__all__ = ["OrderFailure", "PreparedOrder", "ProfileError", "check_profile", "prepare_order"]
 
 DEFAULT_ZONE = ZoneInfo("Europe/Amsterdam")
 # Above this the difference is not rounding any more: it is booked all the same, but with a warning.
@@ -88,7 +89,11 @@ class _Builder:
         rate: Decimal | None,
         korting: Decimal = ZERO,
     ) -> None:
+        """One order line; ``rate`` is the VAT % Magento charged on it (None: not known or not applicable)."""
         known = self.articles.vat_rate(artikel)
+        amount = line_amount(aantal, prijs, korting)
+        if known is not None and rate is not None and known != rate:
+            self._rate_differs(artikel, known, rate, amount)
         rate = known if known is not None else (rate if rate is not None else ZERO)
         text = fit(
             omschrijving,
@@ -106,7 +111,43 @@ class _Builder:
                 btw_percentage=rate,
             )
         )
-        self.amounts.append(Amount(line_amount(aantal, prijs, korting), rate))
+        self.amounts.append(Amount(amount, rate))
+
+    def _vat(self, amount: Decimal, rate: Decimal) -> Decimal:
+        """The VAT in ``amount`` (in the template's VAT mode) at ``rate``, in cents."""
+        return cents(amount * rate / (HUNDRED + rate) if self.incl else amount * rate / HUNDRED)
+
+    def _rate_differs(self, artikel: Artikel, known: Decimal, rate: Decimal, amount: Decimal) -> None:
+        """SnelStart books an order line at the VAT of its article's omzetgroep, whatever Magento charged: the
+        order is built all the same (SnelStart decides), but the bookkeeper must hear of the difference."""
+        booked, charged = self._vat(amount, known), self._vat(amount, rate)
+        if booked == charged:
+            return
+        groep = self.articles.group_of(artikel)
+        where = f"omzetgroep {groep.nummer} {groep.omschrijving!r}" if groep is not None else "its omzetgroep"
+        self.articles.warnings.append(
+            f"article {artikel.artikelcode} is in {where} at {percent(known)} VAT, but Magento charged "
+            f"{percent(rate)} on this line: SnelStart books {booked} VAT on this line ({amount} "
+            f"{'incl.' if self.incl else 'excl.'} VAT) where Magento's rate gives {charged} (a difference of "
+            f"{booked - charged}); if Magento is right, move the article to an omzetgroep at {percent(rate)} "
+            "in SnelStart"
+        )
+
+    def magento_rate(self, tax: Decimal, base: Decimal) -> Decimal | None:
+        """The VAT % Magento charged on a cost of ``base`` excl. VAT that carries ``tax``; None when not known.
+
+        Magento stores no rate for shipping and fees, and ``tax / base`` is off by the rounding of ``tax`` (1.04 on
+        4.95 is 21.01 %), so a rate of the administration or of the ORDER's taxes that gives the same rounded tax
+        on that base is taken instead."""
+        if base == 0:
+            return None
+        exact = tax * HUNDRED / base
+        rates = {g.btw_percentage for g in self.articles.omzetgroepen() if g.btw_percentage is not None}
+        for entry in self.order.get("taxes") or []:
+            if entry.get("percent") is not None:
+                rates.add(dec(entry.get("percent"), "taxes.percent"))
+        same = [r for r in rates if cents(base * r / HUNDRED) == tax]
+        return min(same, key=lambda r: abs(r - exact)) if same else cents(exact)
 
     def cost_rate_of(self, key: str) -> Decimal | None:
         """The VAT rate SnelStart will book the cost ``key`` at, None when it is not configured."""
@@ -190,18 +231,52 @@ def _template(profile: Profile, backend: SnelStartBackend, relatie_id: str | Non
         for sjabloon in sjablonen:
             if last is not None and sjabloon.id == last and not sjabloon.nonactief:
                 return sjabloon
+    return _configured_template(profile, sjablonen)
+
+
+def _configured_template(profile: Profile, sjablonen: list[Verkoopsjabloon]) -> Verkoopsjabloon:
     wanted = profile.orders.template
+    active = ", ".join(s.omschrijving for s in sjablonen if not s.nonactief) or "none"
     if wanted is None:
-        raise OrderFailure("orders.template is not set; name the verkoopsjabloon for web orders")
+        raise OrderFailure(
+            f"orders.template is not set; set it to the verkoopsjabloon for web orders (SnelStart has: {active})"
+        )
     for sjabloon in sjablonen:
         if sjabloon.omschrijving.strip().lower() == wanted.strip().lower() or sjabloon.id == wanted.strip():
             if sjabloon.nonactief:
                 raise OrderFailure(
-                    f"orders.template {wanted!r}: this verkoopsjabloon is inactive in SnelStart"
+                    f"orders.template {wanted!r}: this verkoopsjabloon is inactive in SnelStart; make it active "
+                    f"there or set orders.template to an active one ({active})"
                 )
             return sjabloon
-    known = ", ".join(s.omschrijving for s in sjablonen) or "none"
-    raise OrderFailure(f"orders.template {wanted!r}: no such verkoopsjabloon in SnelStart (known: {known})")
+    raise OrderFailure(
+        f"orders.template {wanted!r}: no such verkoopsjabloon in SnelStart; set orders.template to one it has "
+        f"({active})"
+    )
+
+
+def check_profile(profile: Profile, backend: SnelStartBackend) -> None:
+    """Raise ``ProfileError`` for a setting no order of the profile can be imported with, before any order is.
+
+    These are the settings every order uses: ``orders.template``, the omzetgroepen ``articles.revenue_group``
+    names (when articles may be created) and ``customers.default_code`` (when customers are never created).
+    Settings SPEC validates only when an order needs them (cost lines, default and rounding article) are not
+    checked here: an order that needs a wrong one fails by itself."""
+    try:
+        _configured_template(profile, backend.sjablonen())
+        wanted = profile.articles.revenue_group
+        if wanted is not None and profile.articles.processing != "manual":
+            articles = ArticleResolver(profile.articles, profile.orders, backend)
+            if isinstance(wanted, dict):
+                for rate, named in wanted.items():
+                    articles.named_group(named, mapping_entry(rate, named))
+            else:
+                articles.named_group(wanted)
+        customers = profile.customers
+        if customers.processing == "manual" and customers.default_code is not None:
+            default_customer(customers, backend)
+    except OrderFailure as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def _description(order: dict[str, Any], profile: Profile) -> str | None:
@@ -270,11 +345,11 @@ def _add_item(b: _Builder, line: dict[str, Any], discounts: _Discounts) -> None:
     name = str(line.get("name") or line.get("sku") or "artikel")
     gross, net, unit = _line_money(line, b.incl)
     excl_unit = dec(line.get("unit_price"), "unit_price")
-    artikel = b.articles.for_sku(line.get("sku"), name, excl_unit)
+    rate = _tax_percent(line)
+    artikel = b.articles.for_sku(line.get("sku"), name, excl_unit, rate)
     options = _options_text(line)
     described = name if mode == "full" else artikel.omschrijving
     omschrijving = f"{described} ({options})" if options else described
-    rate = _tax_percent(line)
 
     if mode == "code_and_quantity":
         prijs, korting = _agreement_price(b.backend, b.relatie_id, artikel, qty)
@@ -320,7 +395,7 @@ def _add_costs(b: _Builder, discounts: _Discounts) -> None:
     ship_excl = dec(shipping.get("amount"), "shipping.amount")
     ship_tax = dec(shipping.get("tax_amount"), "shipping.tax_amount")
     ship_discount = dec(shipping.get("discount_amount"), "shipping.discount_amount")
-    ship_rate = cents(ship_tax * HUNDRED / (ship_excl - ship_discount)) if ship_excl - ship_discount else None
+    ship_rate = b.magento_rate(ship_tax, ship_excl - ship_discount)
     ship_gross_incl = dec(shipping.get("amount_incl_tax"), "shipping.amount_incl_tax") or ship_excl + ship_tax
     ship_net_incl = ship_excl + ship_tax - ship_discount
     if b.incl:
@@ -342,7 +417,7 @@ def _add_costs(b: _Builder, discounts: _Discounts) -> None:
     fee = payment.get("fee") or {}
     fee_excl = dec(fee.get("amount"), "payment.fee.amount")
     fee_tax = dec(fee.get("tax_amount"), "payment.fee.tax_amount")
-    fee_rate = cents(fee_tax * HUNDRED / fee_excl) if fee_excl else None
+    fee_rate = b.magento_rate(fee_tax, fee_excl)
     title = payment.get("title") or payment.get("method") or ""
     b.cost(
         "payment_costs", fee_excl + fee_tax if b.incl else fee_excl, f"Betaalkosten {title}".strip(), fee_rate
@@ -410,8 +485,12 @@ def prepare_order(
     *,
     dry_run: bool = False,
     zone: ZoneInfo | None = None,
+    journal: Journal = ignore,
 ) -> PreparedOrder:
-    """Find/create customer and articles and build the sales order; raises ``OrderFailure`` with the cause."""
+    """Find/create customer and articles and build the sales order; raises ``OrderFailure`` with the cause.
+
+    Each customer or article created (or customer updated) on the way is told to ``journal`` when it is made,
+    also when the order fails afterwards."""
     actions: list[str] = []
     warnings: list[str] = list(order.get("warnings") or [])
     number = str(order.get("number") or "").strip()
@@ -423,11 +502,17 @@ def prepare_order(
 
     try:
         customer = resolve_customer(
-            order, profile.customers, backend, dry_run=dry_run, actions=actions, warnings=warnings
+            order,
+            profile.customers,
+            backend,
+            dry_run=dry_run,
+            actions=actions,
+            warnings=warnings,
+            journal=journal,
         )
         sjabloon = _template(profile, backend, None if customer.created else customer.relatie_id)
         articles = ArticleResolver(
-            profile.articles, profile.orders, backend, dry_run=dry_run, actions=actions
+            profile.articles, profile.orders, backend, dry_run=dry_run, actions=actions, journal=journal
         )
         b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw)
         b.cost_rate = _footer_rate(articles)

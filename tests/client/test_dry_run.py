@@ -161,3 +161,42 @@ def test_dry_run_counts_equal_the_real_runs_counts(shop, agent_server, local_adm
     # Quantities and amounts read as people write them.
     assert "    2 × " in text and ".0000 ×" not in text
     assert "à 24.95" in text and "à 24.9500" not in text
+
+
+def test_an_order_not_imported_for_its_state_is_named_in_the_dry_run_and_the_verbose_log(
+    shop, agent_server, local_admin, tmp_path, capsys
+):
+    from client.cli import main
+    from client.config import load_client_config
+
+    shop.product("1002", "Espressokopjes, set van 6")
+    config_path = write_client_config(tmp_path, [client_profile(agent_server.url, local_admin)])
+    shop.order(items=[ITEM], number="410000001", billing=guest("a@example.org"), state="canceled")
+    shop.order(items=[ITEM], number="410000002", billing=guest("b@example.org"))
+    config = load_client_config(config_path)
+    named = "Magento order 410000001 ignored: its state canceled is not imported"
+
+    preview = run_import(config, "shop", dry_run=True)
+    assert (preview.imported, preview.ignored) == (1, 1)
+    assert [line for line in preview.lines if "410000001" in line] == [
+        f"{named} (orders.import_states: every state except canceled)"
+    ]
+    result = run_import(config, "shop")
+    assert (result.imported, result.ignored) == (1, 1)
+    capsys.readouterr()
+    assert main(["log", "--config", str(config_path), "--verbose"]) == 0
+    assert named in capsys.readouterr().out
+    assert main(["log", "--config", str(config_path)]) == 0
+    assert named not in capsys.readouterr().out  # a detail: the default view shows the essentials
+
+    limited = load_client_config(
+        write_client_config(
+            tmp_path, [client_profile(agent_server.url, local_admin, orders={"import_states": ["complete"]})]
+        )
+    )
+    shop.order(items=[ITEM], number="410000003", billing=guest("c@example.org"), state="processing")
+    lines = run_import(limited, "shop", dry_run=True).lines
+    assert (
+        "Magento order 410000003 ignored: its state processing is not imported (orders.import_states: complete)"
+        in lines
+    )

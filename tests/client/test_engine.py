@@ -168,6 +168,93 @@ def test_cost_setting_is_validated_only_when_an_order_needs_it(shop, products, c
     assert snelstart_orders(local_admin).get("330000002") == 1
 
 
+def test_customers_and_articles_created_for_an_order_that_fails_are_counted_and_logged(
+    shop, products, client_config, local_admin
+):
+    # The customer and the new article are created before the shipping line turns out to be unconfigured.
+    config = client_config(orders={"shipping_costs": None})
+    shop.order(
+        items=[{"sku": "NIEUW-1", "price": "41.3223"}], number="335000001", billing=guest("nieuw@example.org")
+    )
+    result = run_import(config, "shop")
+    assert (result.imported, result.failed) == (0, 1)
+    assert "orders.shipping_costs is not set" in result.failures[0][1]
+    with LocalBackend(local_admin) as backend:
+        (made,) = backend.relaties_by_email("nieuw@example.org", all_fields=False)
+        assert len(backend.artikelen_by_code("NIEUW-1")) == 1
+    assert (result.customers_created, result.customers_matched, result.articles_created) == (1, 0, 1)
+    assert "customers created 1, matched 0; articles created 1" in result.summary()
+    log = essentials(config)
+    created = f"Customer Sanne Visser created as relatie {made.relatiecode} (Magento order 335000001)"
+    assert created in log and "Article NIEUW-1 created (Magento order 335000001)" in log
+    assert log.index(created) < next(i for i, m in enumerate(log) if "335000001 failed" in m)
+    assert result.summary() in log
+    # The retry finds both: matched, not created again.
+    again = run_import(client_config(), "shop")
+    assert (again.imported, again.customers_created, again.customers_matched, again.articles_created) == (
+        1,
+        0,
+        1,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "wrong", "named"),
+    [("orders", {"template": "Winkel"}, "orders.template 'Winkel': no such verkoopsjabloon in SnelStart; set "
+      "orders.template to one it has (Webshop, Webshop excl)"),
+     ("orders", {"template": None}, "orders.template is not set; set it to the verkoopsjabloon for web orders"),
+     ("articles", {"revenue_group": 77}, "articles.revenue_group 77: no such omzetgroep in SnelStart")],
+)  # fmt: skip
+def test_a_profile_setting_no_order_can_use_stops_the_run_once_before_any_order(
+    shop, products, client_config, local_admin, section, wrong, named
+):
+    numbers = [f"33600000{i}" for i in range(3)]
+    for number in numbers:
+        shop.order(items=[ITEM], number=number, billing=guest(f"{number}@example.org"))
+    config = client_config(**{section: wrong})
+    for dry_run in (True, False):
+        result = run_import(config, "shop", dry_run=dry_run)
+        assert not result.ok and result.error.startswith(named), result.error
+        assert (result.imported, result.failed, result.failures, result.created) == (0, 0, [], [])
+        if dry_run:
+            assert any(named in line for line in result.lines), result.lines
+    with state_of(config) as state:
+        assert state.failed_list("shop") == [] and state.ledger_entries("shop") == []
+        assert state.get_cursor("shop") is None  # the orders are still ahead of the cursor
+        errors = [e.message for e in state.log_entries("shop") if e.level == "error"]
+    assert len(errors) == 1 and errors[0].startswith(f"Import not started: {named}"), errors
+    assert snelstart_orders(local_admin) == {"KASSA-2026-0002": 1}
+    fixed = run_import(client_config(), "shop")
+    assert fixed.ok and fixed.imported == 3
+    assert all(snelstart_orders(local_admin)[n] == 1 for n in numbers)
+
+
+def test_an_unknown_revenue_group_does_not_stop_a_profile_that_never_creates_articles(
+    shop, products, client_config, local_admin
+):
+    shop.order(items=[ITEM], number="337000001", billing=guest("a@example.org"))
+    result = run_import(client_config(articles={"revenue_group": 77, "processing": "manual"}), "shop")
+    assert result.ok and result.imported == 1
+
+
+def test_an_existing_article_at_another_vat_rate_is_warned_of_in_the_default_log(
+    shop, products, client_config, local_admin
+):
+    # 1002 is in omzetgroep 1 (21 %) in SnelStart; this shop charges 9 % on it. SnelStart decides: imported.
+    config = client_config()
+    shop.order(items=[{**ITEM, "tax_percent": 9}], number="338000001", billing=guest("a@example.org"))
+    shop.order(items=[ITEM], number="338000002", billing=guest("b@example.org"))
+    result = run_import(config, "shop")
+    assert (result.imported, result.failed) == (2, 0)
+    warned = [m for m in essentials(config) if "is in omzetgroep" in m]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(
+        "Magento order 338000001: article 1002 is in omzetgroep 1 'Omzet hoog' at 21 % VAT, but Magento charged "
+        "9 % on this line: SnelStart books "
+    ), warned
+
+
 def test_deferred_orders_are_rechecked_imported_or_dropped(shop, products, client_config, local_admin):
     config = client_config(orders={"defer_days": 14})
     waiting = shop.order(

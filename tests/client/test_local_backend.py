@@ -170,6 +170,15 @@ def test_init_without_sample_is_ready_for_the_example_configuration(
             assert {"NIEUW-1", "NIEUW-2", "VERZEND", "KORTING", "BETAALKOSTEN"} <= set(lines), lines
 
 
+def test_every_backend_gives_an_omzetgroep_the_rate_of_its_btw_soort(
+    snelstart_backend: SnelStartBackend,
+) -> None:
+    # What new articles are placed by (the Magento line's VAT rate): local from its btwtarieven table, b2b from
+    # /artikelomzetgroepen (verkoopNederlandBtwSoort) and /btwtarieven.
+    groups = {(g.nummer, g.btw_soort, g.btw_percentage) for g in snelstart_backend.omzetgroepen()}
+    assert groups == {(1, "Hoog", D("21")), (2, "Laag", D("9")), (3, "Geen", D("0"))}
+
+
 def test_opening_a_missing_or_foreign_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(SnelStartUnavailable, match="does not exist"):
         LocalBackend(tmp_path / "nope.sqlite")

@@ -48,7 +48,7 @@ def test_add_creates_unknown_sku_in_the_revenue_group(backend):
     assert stored.verkoopprijs == Decimal("7.40")
     assert r.vat_rate(stored) == Decimal("21")  # omzetgroep 1 is the high rate
     assert r.created == ["NIEUW-1"] and r.actions == [
-        "create article NIEUW-1 'Nieuwe koffiebeker' in omzetgroep 1"
+        "create article NIEUW-1 'Nieuwe koffiebeker' in omzetgroep 1 (21 %)"
     ]
     # the same SKU twice in one order: created once
     assert r.for_sku("NIEUW-1", "Nieuwe koffiebeker", Decimal("7.40")).id == artikel.id and r.created == [

@@ -316,6 +316,54 @@ def test_manual_uses_default_code_and_never_creates(backend):
     assert found.relatie.id == known.id and not found.updated
 
 
+# -- only customers (relatiesoort Klant) match, never suppliers ------------------------------------------------
+
+
+def supplier(backend, naam, **fields):
+    return relatie(backend, naam, after={"relatiesoort": ("Leverancier",)}, **fields)
+
+
+@pytest.mark.parametrize("matching", ["email", "code_or_email", "email_and_postcode", "smart"])
+def test_a_supplier_with_the_orders_email_is_never_the_customer(tmp_path, backend, matching):
+    from client.rules.salesorder import prepare_order
+
+    leverancier = supplier(backend, "Koffiebranderij Zuid", email="sanne@example.nl")
+    assert backend.get_relatie(leverancier.id).relatiesoort == ("Leverancier",)
+    assert match_customer(one_order(), settings(matching), backend).relatie is None
+    # A new customer instead, and SnelStart takes the order (it refuses one for a supplier, VOR-0002).
+    profile = gen.profile(tmp_path, customers={"matching": matching})
+    prepared = prepare_order(one_order(), profile, backend)
+    assert prepared.relatie_created and prepared.relatie.id != leverancier.id
+    assert backend.create_verkooporder(prepared.verkooporder).relatie_id == prepared.relatie.id
+    # Next to a customer with the same e-mail it is no second hit either: the customer matches.
+    klant = backend.get_relatie(prepared.relatie.id)
+    assert match_customer(one_order(), settings(matching), backend).relatie.id == klant.id
+
+
+def test_smart_never_matches_a_supplier_by_vat_kvk_or_name(backend):
+    supplier(backend, "Koffie Import B.V.", btw_nummer="NL812345678B01", kvk_nummer="24123456")
+    order = one_order(
+        billing=gen.address(company="Koffie Import BV", postcode="1234 AB", vat_id="NL812345678B01"),
+        attributes={"kvk": "24123456"},
+        email="inkoop@elders.example",
+    )
+    assert match_customer(order, settings("smart"), backend).relatie is None
+
+
+def test_customer_code_or_default_code_of_a_supplier_fails_naming_it(backend):
+    supplier(backend, "Koffiebranderij Zuid", relatiecode=4712)
+    for mode in ("customer_code", "code_or_email", "smart"):
+        with pytest.raises(OrderFailure) as failure:
+            match_customer(one_order(attributes={"klantcode": "4712"}), settings(mode), backend)
+        assert "SnelStart relatie 4712 Koffiebranderij Zuid is a Leverancier, not a Klant" in str(
+            failure.value
+        )
+    with pytest.raises(OrderFailure, match="customers.default_code 4712: SnelStart relatie 4712 Koffiebranderij "
+                       "Zuid is a Leverancier, not a Klant"):  # fmt: skip
+        resolve_customer(one_order(email="onbekend@example.nl"), settings("email", "manual", default_code=4712),
+                         backend, dry_run=False, actions=[], warnings=[])  # fmt: skip
+
+
 def test_dry_run_creates_and_updates_nothing(backend):
     before = len(backend.relaties_by_email("d@example.nl", all_fields=True))
     outcome = resolve_customer(one_order(email="d@example.nl"), settings("email"), backend, dry_run=True,

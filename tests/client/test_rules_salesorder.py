@@ -280,7 +280,8 @@ def test_template_by_name_unknown_and_use_last(tmp_path, backend):
     order = gen.order([gen.item("MOK-WIT")], email="vast@example.nl")
     with pytest.raises(
         OrderFailure,
-        match=r"orders.template 'Onbekend': no such verkoopsjabloon .*known: Webshop, Webshop excl",
+        match=r"orders.template 'Onbekend': no such verkoopsjabloon in SnelStart; set orders.template to one it "
+        r"has \(Webshop, Webshop excl\)",
     ):
         build(tmp_path, backend, order, orders={"template": "Onbekend"})
     with pytest.raises(OrderFailure, match="orders.template is not set"):
@@ -373,3 +374,154 @@ def test_old_magento_line_without_incl_amounts(tmp_path, backend):
     order["lines"][0]["unit_price_incl_tax"] = None
     prepared = build(tmp_path, backend, order)
     assert prepared.verkooporder.regels[0].stuksprijs == D("7.95")
+
+
+# -- VAT: SnelStart books a line at its article's omzetgroep rate ------------------------------------------------
+
+
+def group_of(backend, code):
+    (artikel,) = backend.artikelen_by_code(code)
+    return next(g.nummer for g in backend.omzetgroepen() if g.id == artikel.omzetgroep_id)
+
+
+@pytest.mark.parametrize("template", ["Webshop", "Webshop excl"])
+def test_a_new_article_goes_to_the_omzetgroep_of_magentos_vat_rate(tmp_path, backend, template):
+    # articles.revenue_group is 1 (hoog, 21 %); the demo's sku 2004 at 9 % used to land there too.
+    order = gen.order(
+        [gen.item("NIEUW-LAAG", 3, price=D("9.1284"), rate=D("9"), item_id=1),
+         gen.item("NIEUW-HOOG", 1, price=D("20.62"), rate=D("21"), item_id=2),
+         gen.item("NIEUW-NUL", 1, price=D("25.00"), rate=D("0"), item_id=3),
+         gen.item("NIEUW-ONBEKEND", 1, price=D("12.40"), item_id=4)],
+    )  # fmt: skip
+    order["lines"][3]["tax_percent"] = None  # no tax information: articles.revenue_group as it is
+    prepared = prepare_order(order, gen.profile(tmp_path, orders={"template": template}), backend)
+    created = backend.create_verkooporder(prepared.verkooporder)
+    groups = {
+        code: group_of(backend, code) for code in ("NIEUW-LAAG", "NIEUW-HOOG", "NIEUW-NUL", "NIEUW-ONBEKEND")
+    }
+    assert groups == {"NIEUW-LAAG": 2, "NIEUW-HOOG": 1, "NIEUW-NUL": 3, "NIEUW-ONBEKEND": 1}
+    assert "create article NIEUW-LAAG 'NIEUW-LAAG' in omzetgroep 2 (9 %)" in prepared.actions
+    # SnelStart's VAT is Magento's: no difference booked on AFRONDING, no warning, same totals.
+    assert "AFRONDING" not in codes(backend, prepared) and prepared.warnings == []
+    totals = order["totals"]
+    assert created.totaal_incl_btw == D(totals["grand_total"]).quantize(D("0.01"))
+    assert created.totaal_excl_btw == (D(totals["grand_total"]) - D(totals["tax_amount"])).quantize(D("0.01"))
+
+
+def test_no_or_several_omzetgroepen_at_magentos_rate_fail_naming_the_rates_and_the_setting(tmp_path, backend):
+    german = gen.order([gen.item("NIEUW-DE", 1, rate=D("19"))])  # a German consumer under OSS
+    with pytest.raises(OrderFailure) as failure:
+        prepare_order(german, gen.profile(tmp_path), backend)
+    text = str(failure.value)
+    assert text.startswith("new article NIEUW-DE: Magento charged 19 % VAT on the line"), text
+    assert "articles.revenue_group 1 'Omzet hoog' (21 %)" in text and "0 %, 9 %, 21 %" in text
+    assert "mapping {VAT %: omzetgroep}" in text
+    assert backend.artikelen_by_code("NIEUW-DE") == []
+
+    backend.add_omzetgroep(4, "Omzet laag diensten", "Laag")
+    laag = gen.order([gen.item("NIEUW-9", 1, rate=D("9"))])
+    with pytest.raises(OrderFailure) as failure:
+        prepare_order(laag, gen.profile(tmp_path), backend)
+    text = str(failure.value)
+    assert "several omzetgroepen do: 2 'Omzet laag' (9 %), 4 'Omzet laag diensten' (9 %)" in text, text
+    assert "articles.revenue_group 1 'Omzet hoog' (21 %)" in text and "mapping" in text
+    assert backend.artikelen_by_code("NIEUW-9") == []
+    # articles.revenue_group is still the one group when it carries Magento's rate
+    prepare_order(laag, gen.profile(tmp_path, articles={"revenue_group": "Omzet laag diensten"}), backend)
+    assert group_of(backend, "NIEUW-9") == 4
+
+
+@pytest.mark.parametrize(
+    ("template", "booked", "charged"),
+    [("Webshop", "12.43 VAT on this line (71.61 incl. VAT)", "5.91 (a difference of 6.52)"),
+     ("Webshop excl", "13.80 VAT on this line (65.70 excl. VAT)", "5.91 (a difference of 7.89)")],
+)  # fmt: skip
+def test_an_existing_article_at_another_rate_is_booked_with_a_warning(
+    tmp_path, backend, template, booked, charged
+):
+    # MOK-WIT is in omzetgroep 1 (21 %); this shop charges 9 % on it. SnelStart decides: the order is built.
+    order = gen.order([gen.item("MOK-WIT", 10, rate=D("9"))])
+    prepared = build(tmp_path, backend, order, orders={"template": template})
+    assert codes(backend, prepared)[0] == "MOK-WIT"
+    (warning,) = [w for w in prepared.warnings if "MOK-WIT" in w]
+    assert warning.startswith(
+        "article MOK-WIT is in omzetgroep 1 'Omzet hoog' at 21 % VAT, but Magento charged 9 % on this line: "
+        f"SnelStart books {booked} where Magento's rate gives {charged}"
+    ), warning
+
+
+def test_a_cost_line_at_another_rate_is_named_but_not_rounding_noise(tmp_path, backend):
+    # Magento's shipping rate is computed from rounded amounts (1.04 on 4.95 is 21.01 %): no warning for that.
+    for shipping in (D("4.95"), D("12.40"), D("0.29"), D("123.45")):
+        plain = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], shipping=shipping))
+        assert plain.warnings == [], (shipping, plain.warnings)
+    low = build(tmp_path, backend, gen.order([gen.item("MOK-WIT")], shipping=D("4.95"), shipping_rate=D("9")))
+    (warning,) = low.warnings
+    assert warning.startswith(
+        "article VERZEND is in omzetgroep 1 'Omzet hoog' at 21 % VAT, but Magento charged 9 %"
+    )
+
+
+def test_revenue_group_per_vat_rate(tmp_path, backend):
+    from client.rules.salesorder import ProfileError, check_profile
+
+    backend.add_omzetgroep(4, "Omzet laag diensten", "Laag")  # two omzetgroepen at 9 %: the mapping chooses
+    mapping = {"revenue_group": {21: 1, 9: "Omzet laag diensten"}}
+    order = gen.order(
+        [gen.item("NIEUW-9", 1, rate=D("9"), item_id=1), gen.item("NIEUW-21", 1, item_id=2),
+         gen.item("NIEUW-0", 1, rate=D("0"), item_id=3)],
+    )  # fmt: skip
+    build(tmp_path, backend, order, articles=mapping)
+    groups = {code: group_of(backend, code) for code in ("NIEUW-9", "NIEUW-21", "NIEUW-0")}
+    assert groups == {"NIEUW-9": 4, "NIEUW-21": 1, "NIEUW-0": 3}  # 0 % is not mapped: its one omzetgroep
+    check_profile(gen.profile(tmp_path, articles=mapping), backend)
+    wrong = gen.profile(tmp_path, articles={"revenue_group": {21: 1, 9: 44}})
+    with pytest.raises(
+        ProfileError, match=r"^articles.revenue_group \{9: 44\}: no such omzetgroep in SnelStart"
+    ):
+        check_profile(wrong, backend)
+    no_rate = gen.order([gen.item("NIEUW-X", 1)])
+    no_rate["lines"][0]["tax_percent"] = None
+    with pytest.raises(
+        OrderFailure, match="Magento gives no VAT rate for the line, and articles.revenue_group"
+    ):
+        prepare_order(no_rate, gen.profile(tmp_path, articles=mapping), backend)
+
+
+def test_revenue_group_mapping_is_checked_when_the_config_loads(tmp_path):
+    from pydantic import ValidationError
+
+    from client.config import ArticlesSettings
+
+    assert ArticlesSettings(revenue_group={"21": 1, 9.0: "Omzet laag"}).revenue_group == {
+        D("21"): 1,
+        D("9"): "Omzet laag",
+    }
+    for wrong, message in (({}, "one per VAT rate"), ({121: 1}, "between 0 and 100, not 121")):
+        with pytest.raises(ValidationError, match=message):
+            ArticlesSettings(revenue_group=wrong)
+
+
+def test_check_profile_names_the_setting_every_order_needs(tmp_path, backend):
+    from client.rules.salesorder import ProfileError, check_profile
+
+    check_profile(gen.profile(tmp_path), backend)
+    manual = {"processing": "manual", "default_code": 4242}
+    with pytest.raises(
+        ProfileError, match=r"^customers.default_code 4242: no active SnelStart customer has this"
+    ):
+        check_profile(gen.profile(tmp_path, customers=manual), backend)
+    check_profile(
+        gen.profile(tmp_path, customers={"processing": "add", "default_code": 4242}), backend
+    )  # unused
+    leverancier = backend.create_relatie(
+        NieuweRelatie("Brander", Adres(None, "Weg 1", "1234 AB", "Plaats", "NL"), relatiecode=4242)
+    )
+    backend.update_relatie(dataclasses.replace(leverancier, relatiesoort=("Leverancier",)))
+    with pytest.raises(
+        ProfileError, match="4242 Brander is a Leverancier, not a Klant; set it to the relatiecode"
+    ):
+        check_profile(gen.profile(tmp_path, customers=manual), backend)
+    # cost, default and rounding articles are checked only by an order that needs them (SPEC)
+    lenient = {"shipping_costs": {"line": "NIETS"}, "default_article": "NIETS", "rounding_article": "NIETS"}
+    check_profile(gen.profile(tmp_path, orders=lenient), backend)
