@@ -112,7 +112,7 @@ class B2BBackend:
         state: Any,
         api_url: str = DEFAULT_API_URL,
         auth_url: str = DEFAULT_AUTH_URL,
-        tier: str = "production",
+        tier: str = "development",
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: h.RetryPolicy | None = None,
         session: requests.Session | None = None,
@@ -230,6 +230,10 @@ class B2BBackend:
             params = {
                 "$filter": f"ModifiedOn gt datetime'{since:%Y-%m-%dT%H:%M:%S}.{since.microsecond // 1000:03d}'"
             }
+        # Read contiguously (get_all's default): a relatie or artikel that leaves its place in the list meanwhile
+        # (removed, or renamed in a list kept in name order) must not make the walk step over another one. A full
+        # read replaces the mirror, so that one would be missing, matching would not find it and the import would
+        # create the customer a second time; an incremental read would lose its change (the watermark moves on).
         rows = self.http.get_all(path, params)
         self.mirror.apply_refresh(entity, [convert(r) for r in rows], full=full, read_at=read_at)
 
@@ -650,6 +654,10 @@ class B2BBackend:
         rows = self.http.get_all(
             "/prijsafspraken",
             {"$filter": f"Artikel/Id eq guid'{artikel_id}' and Relatie/Id eq guid'{relatie_id}'"},
+            # PrijsafspraakModel has no id to overlap pages on, and two agreements of one customer on one
+            # article may agree in every other field but the price. The filter leaves that customer's tiers
+            # on that article, far fewer than a page of 500: one request, which nothing can change midway.
+            contiguous=False,
         )
         out = []
         for row in rows:

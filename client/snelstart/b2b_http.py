@@ -401,14 +401,16 @@ class B2BHttp:
             return None
 
     def get_all(
-        self, path: str, params: dict[str, Any] | None = None, *, contiguous: bool = False
+        self, path: str, params: dict[str, Any] | None = None, *, contiguous: bool = True
     ) -> list[Any]:
         """Every row of an OData list, page by page; a failure of any page raises (never a partial list).
 
-        ``contiguous``: the list may change while it is read (an order processed, an article losing stock
-        control), which moves the rows behind it one place forward so that a plain ``$skip`` walk steps over
-        one of them. The pages then overlap by a row and a row that was there for the whole read is never
-        missed (``read_pages``); a list that keeps changing raises instead."""
+        ``contiguous`` (the default): any list may change while it is read; a row that leaves its place (an
+        order processed, an article losing stock control, a relatie removed, or renamed in a list served in
+        name order) moves the rows behind it one place forward, so that a plain ``$skip`` walk steps over one.
+        The pages therefore overlap by a row and a row that was there for the whole read is never missed
+        (``read_pages``); a list that keeps changing raises instead. ``contiguous=False`` walks ``$skip``
+        plainly, for a list whose rows have no ``id``."""
         top = PAGE_MAX_ARTIKELEN if path.startswith("/artikelen") else PAGE_MAX
 
         def fetch(skip: int) -> list[Any]:

@@ -330,6 +330,10 @@ class FakeSnelStart:
         self.calls_by_path: Counter[str] = Counter()
         self.token_requests = 0
         self.faults: list[Fault] = []
+        # The order a list is served in, by its name ("relaties", …): a sort key on the answer's rows. SnelStart
+        # documents no order and offers no $orderby; unset, a list comes in the order of the rows' ids, where a
+        # new row lands last. A key by name lets a row created during a read land before the read position.
+        self.list_order: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.max_in_flight = 0
         self._in_flight = 0
         self._tokens: dict[str, float] = {}
@@ -547,7 +551,7 @@ class FakeSnelStart:
             }
             if head in lists:
                 load, schema = lists[head]
-                return 200, self._odata(load, self.schemas[schema])
+                return 200, self._odata(load, self.schemas[schema], self.list_order.get(head))
             simple = {
                 "landen": self._landen,
                 "companyInfo": self._company_info,
@@ -589,11 +593,15 @@ class FakeSnelStart:
     def _not_found(kind: str) -> tuple[int, Any]:
         return 404, [{"errorCode": "ALG-0000", "message": f"{kind} not found"}]
 
-    def _odata(self, load: Any, schema: dict[str, Any]) -> list[Any]:
+    def _odata(
+        self, load: Any, schema: dict[str, Any], order: Callable[[dict[str, Any]], Any] | None = None
+    ) -> list[Any]:
         conds = (
             parse_filter(request.args["$filter"], schema, self.schemas) if "$filter" in request.args else []
         )
         rows = [r for r in load(conds) if matches(r, conds)]
+        if order is not None:
+            rows.sort(key=order)
         skip = int(request.args.get("$skip", 0))
         top = int(request.args.get("$top", 500))
         return rows[skip : skip + top]

@@ -292,6 +292,28 @@ def test_tiers_are_the_documented_ones() -> None:
         h.limiter_for("admin-x", "gold")
 
 
+def test_a_backend_built_without_a_tier_takes_the_one_the_config_defaults_to(
+    b2b_fake: FakeSnelStart, tmp_path: Path
+) -> None:
+    """The 100/min development tier unless production is chosen, in client.yml and in code alike: assuming the
+    larger tier costs 429s on an administration that has the smaller one."""
+    from client.config import SnelStartSettings
+
+    backend = B2BBackend(
+        client_key=Secret(b2b_fake.client_key),
+        subscription_key=Secret(b2b_fake.subscription_key),
+        state=tmp_path / "m.sqlite",
+        api_url=b2b_fake.api_url,
+        auth_url=b2b_fake.auth_url,
+    )
+    try:
+        configured = SnelStartSettings.model_fields["tier"].default
+        assert configured == "development"
+        assert backend.http.limiter.tier == h.TIERS[configured] == h.Tier(100, 1000, 5)
+    finally:
+        backend.close()
+
+
 def test_no_more_calls_in_flight_than_the_tier_allows(b2b_fake: FakeSnelStart, tmp_path: Path) -> None:
     backend = make_b2b_backend(b2b_fake, tmp_path / "m.sqlite", tier="development")
     backend.http.get("/landen")  # token first, so the threads below only measure API calls
