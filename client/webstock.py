@@ -41,6 +41,7 @@ from client.rules.webstock import (
 )
 from client.snelstart.base import SnelStartBackend
 from client.state import StateStore, utcnow
+from client.wording import count
 
 TASK = "import_orders_and_export_stock"
 DEFAULT_MAX_ITEMS = 5000
@@ -381,7 +382,7 @@ class _Pusher:
                 # lose their record, to be sent afresh once the cause is fixed.
                 self.store.drop_pending(request_id, [i["sku"] for i in items])
             raise StockExportError(
-                f"stock push stopped, {self.result.sent} items sent so far: {exc}"
+                f"stock push stopped, {count(self.result.sent, 'item')} sent so far: {exc}"
             ) from exc
         results = _check_answer(answer, request_id, items)
         self.result.sent += len(items)
@@ -496,10 +497,10 @@ def _magento_skus(
 def _log(state: StateStore, profile: str, r: StockExportResult, *, stopped: bool = False) -> None:
     kind = ("full push" if r.full else "changes only") + (", stopped before the end" if stopped else "")
     message = (
-        f"Web stock ({kind}): {r.sent} sent in {r.batches} batch(es): {r.updated} updated, {r.unchanged} unchanged, "
-        f"{r.unknown} unknown in Magento, {r.not_managed} not managed, {r.invalid} invalid; "
-        f"{r.not_in_magento} not sent (not in Magento); {r.skus} articles with a web stock, "
-        f"{r.open_orders} open web orders, {r.held_orders} Magento orders not imported yet"
+        f"Web stock ({kind}): {r.sent} sent in {count(r.batches, 'batch')}: {r.updated} updated, "
+        f"{r.unchanged} unchanged, {r.unknown} unknown in Magento, {r.not_managed} not managed, {r.invalid} invalid; "
+        f"{r.not_in_magento} not sent (not in Magento); {count(r.skus, 'article')} with a web stock, "
+        f"{count(r.open_orders, 'open web order')}, {count(r.held_orders, 'Magento order')} not imported yet"
     )
     level = "warning" if stopped or r.invalid or r.problems else "info"
     state.log(profile, level, message, essential=True, task=TASK)
@@ -508,7 +509,8 @@ def _log(state: StateStore, profile: str, r: StockExportResult, *, stopped: bool
         state.log(
             profile,
             "warning",
-            f"Web stock: {len(r.problems)} article(s) got no figure or were refused",
+            f"Web stock: {count(len(r.problems), 'article')} got no figure or "
+            f"{'was' if len(r.problems) == 1 else 'were'} refused",
             essential=False,
             detail="\n".join(shown),
             task=TASK,

@@ -121,6 +121,56 @@ def test_counts_in_log_messages_agree_with_their_number(config_path: Path, tmp_p
     assert "(only the newest 1 entry is shown; " in capsys.readouterr().out
 
 
+def test_web_stock_lines_say_batch_article_and_order_in_the_number_of_their_count(
+    config_path: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    from client.webstock import StockExportResult, _log
+
+    def result(n: int) -> StockExportResult:
+        problems = [f"SKU P{i}: the agent called the figure invalid" for i in range(n)]
+        return StockExportResult(
+            sent=n, batches=n, updated=n, skus=n, open_orders=n, held_orders=n, invalid=n, problems=problems
+        )
+
+    with StateStore(tmp_path / "koppel-state.sqlite") as state:
+        _log(state, "shop", result(1))
+        _log(state, "shop", result(2))
+    assert main(["log", "--verbose", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(s)" not in out and "(es)" not in out
+    assert "1 sent in 1 batch: 1 updated" in out and "2 sent in 2 batches: 2 updated" in out
+    assert "; 1 article with a web stock, 1 open web order, 1 Magento order not imported yet" in out
+    assert "; 2 articles with a web stock, 2 open web orders, 2 Magento orders not imported yet" in out
+    assert "Web stock: 1 article got no figure or was refused" in out
+    assert "Web stock: 2 articles got no figure or were refused" in out
+
+
+def test_dry_run_says_line_or_lines_as_the_order_has(shop, agent_server, local_admin, tmp_path) -> None:  # noqa: ANN001
+    from client.config import load_client_config
+    from client.engine import run_import
+    from tests.client.conftest import guest
+
+    shop.product("1002", "Espressokopjes, set van 6")
+    shop.product("1003", "Melkopschuimer RVS")
+    cup, frother = (
+        {"sku": "1002", "qty": 1, "price": "20.6198"},
+        {"sku": "1003", "qty": 1, "price": "24.7934"},
+    )
+    virtual = {"shipping": False, "shipping_amount": "0"}
+    shop.order(items=[cup], number="500000001", billing=guest("een@example.org"), **virtual)
+    shop.order(items=[cup, frother], number="500000002", billing=guest("twee@example.org"), **virtual)
+    config = load_client_config(
+        write_client_config(tmp_path, [client_profile(agent_server.url, local_admin)])
+    )
+    lines = run_import(config, "shop", dry_run=True).lines
+    said = {
+        n: line for line in lines for n in ("500000001", "500000002") if f"Magento order {n}: would" in line
+    }
+    assert ", 1 line, Magento total" in said["500000001"]
+    assert ", 2 lines, Magento total" in said["500000002"]
+    assert not any("line(s)" in line for line in lines)
+
+
 def test_export_refuses_a_wrong_file_name_without_writing(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     target = tmp_path / "log.csv"
     assert main(["log", "--config", str(config_path), "--export", str(target)]) == 2

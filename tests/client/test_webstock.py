@@ -179,7 +179,7 @@ def test_first_export_pushes_every_stock_article_that_magento_has(setup: Setup) 
     assert list(posted) == sorted((*IN_MAGENTO, GIFT_SET))
     assert posted[GIFT_SET] == str(min(expected["1001"], expected["1002"]))
     log = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")]
-    assert "6 sent in 1 batch(es)" in log[-1].message and "2 open web orders" in log[-1].message
+    assert "6 sent in 1 batch:" in log[-1].message and "2 open web orders" in log[-1].message
     assert "1 not managed" in log[-1].message
 
 
@@ -514,7 +514,7 @@ def test_counts_are_logged_also_when_the_push_stops_halfway(setup: Setup) -> Non
         setup.export(agent, max_items=2)
     [line] = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")]
     assert line.level == "warning" and "stopped before the end" in line.message
-    assert "4 sent in 2 batch(es): 4 updated, 0 unchanged, 0 unknown in Magento" in line.message
+    assert "4 sent in 2 batches: 4 updated, 0 unchanged, 0 unknown in Magento" in line.message
     # The batch the agent never received goes out under its own id first on the next run, and the stopped full
     # push is not taken for done: it is made again (the figures already written come back unchanged).
     setup.clock.now += dt.timedelta(minutes=5)
@@ -527,4 +527,4 @@ def test_counts_are_logged_also_when_the_push_stops_halfway(setup: Setup) -> Non
         s: max(free[s], D(0)) for s in IN_MAGENTO
     }
     last = [e for e in setup.state.log_entries("shop") if e.message.startswith("Web stock")][-1]
-    assert "8 sent in 2 batch(es): 0 updated, 6 unchanged" in last.message and last.level == "info"
+    assert "8 sent in 2 batches: 0 updated, 6 unchanged" in last.message and last.level == "info"
