@@ -595,7 +595,11 @@ def autostart(
 def snelstart_init(
     local: Annotated[Path, typer.Option("--local", metavar="PATH", help="The new administration file.")],
     sample: Annotated[
-        bool, typer.Option("--sample", help="Add sample relaties, artikelen and templates.")
+        bool,
+        typer.Option(
+            "--sample",
+            help="Add sample relaties and artikelen (omzetgroepen, templates and cost articles are always created).",
+        ),
     ] = False,
 ) -> None:
     """Create a new local SnelStart administration (the `local` backend)."""

@@ -18,6 +18,10 @@ from client.snelstart.base import Artikel, NieuwArtikel, Omzetgroep, SnelStartBa
 PLACEHOLDER_PREFIX = "(new article) "
 # The btw-soorten whose rate the administration's btw tarieven fix; "Overig" has no rate of its own.
 RATED_SOORTEN = ("Hoog", "Laag", "Geen")
+# The administration's country: an omzetgroep carries its (Dutch) rates. Orders delivered elsewhere are charged
+# 0 % (intra-EU reverse charge, export) or the customer's country's rate (OSS); SnelStart takes that treatment
+# from the relatie and the delivery address, not from the article.
+HOME_COUNTRY = "NL"
 
 
 def percent(rate: Decimal | None) -> str:
@@ -42,11 +46,17 @@ class ArticleResolver:
     dry_run: bool = False
     actions: list[str] = field(default_factory=list)
     journal: Journal = ignore  # told of every article created, as it is created
+    country: str = HOME_COUNTRY  # where the order goes: Magento's rates are Dutch rates only at home
     warnings: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     _by_sku: dict[str, Artikel] = field(default_factory=dict)
     _by_code: dict[str, Artikel] = field(default_factory=dict)
     _omzetgroepen: list[Omzetgroep] | None = None
+
+    @property
+    def domestic(self) -> bool:
+        """Whether the order goes to the administration's country, so that Magento charged Dutch rates."""
+        return self.country == HOME_COUNTRY
 
     # -- lookups ----------------------------------------------------------------------------------------------
 
@@ -107,7 +117,7 @@ class ArticleResolver:
         return changed if self.dry_run else self.backend.update_artikel(changed)
 
     def _create(self, sku: str, name: str, price: Decimal, rate: Decimal | None) -> Artikel:
-        groep = self.revenue_group(rate, f"new article {sku}")
+        groep, why = self._placement(rate, f"new article {sku}")
         omschrijving = (
             fit(name, "artikel_omschrijving", f"description of new article {sku}", self.warnings) or sku
         )
@@ -121,6 +131,7 @@ class ArticleResolver:
         )
         self.actions.append(
             f"create article {sku} {omschrijving!r} in omzetgroep {groep.nummer} ({percent(groep.btw_percentage)})"
+            + (f" ({why})" if why else "")
         )
         self.created.append(sku)
         if self.dry_run:
@@ -159,12 +170,20 @@ class ArticleResolver:
     def revenue_group(self, rate: Decimal | None = None, what: str = "a new article") -> Omzetgroep:
         """The omzetgroep for a new article on a Magento line charged ``rate`` % VAT (None: not known).
 
-        SnelStart takes the VAT of an order line from the article's omzetgroep, so the group must carry Magento's
-        rate: ``articles.revenue_group`` when it does (or the rate is not known), else the one omzetgroep of
-        btw-soort hoog, laag or geen at that rate. A mapping {VAT %: omzetgroep} chooses per rate instead."""
+        SnelStart takes the VAT of an order line from the article's omzetgroep, which carries the Dutch rate.
+        On a domestic order Magento's rate is that rate, so the group must carry it: ``articles.revenue_group``
+        when it does (or the rate is not known), else the one omzetgroep of btw-soort hoog, laag or geen at that
+        rate; a mapping {VAT %: omzetgroep} chooses per rate instead. On an order delivered abroad see
+        ``_abroad``."""
+        return self._placement(rate, what)[0]
+
+    def _placement(self, rate: Decimal | None, what: str) -> tuple[Omzetgroep, str | None]:
+        """``revenue_group`` and, for an order abroad, why the group is not chosen by Magento's rate."""
         wanted = self.articles.revenue_group
         if wanted is None:
             raise OrderFailure(f"{what} is needed, but articles.revenue_group is not set")
+        if not self.domestic:
+            return self._abroad(wanted, rate, what)
         if isinstance(wanted, dict):
             if rate is None:
                 raise OrderFailure(
@@ -172,15 +191,67 @@ class ArticleResolver:
                     "omzetgroep by VAT rate; enter the article in SnelStart, or give articles.revenue_group one "
                     "omzetgroep"
                 )
-            for key, named in wanted.items():
-                if Decimal(key) == rate:
-                    return self.named_group(named, mapping_entry(key, named))
+            found = self._mapped(wanted, rate)
+            if found is not None:
+                return found[0], None
             configured = None
         else:
             configured = self.named_group(wanted)
             if rate is None or configured.btw_percentage == rate:
-                return configured
-        return self._group_at(rate, configured, what)
+                return configured, None
+        return self._group_at(rate, configured, what), None
+
+    def _mapped(self, wanted: dict[Decimal, int | str], rate: Decimal) -> tuple[Omzetgroep, str] | None:
+        """The omzetgroep a mapping names for ``rate``, with the entry as the user wrote it; None: no entry."""
+        for key, named in wanted.items():
+            if Decimal(key) == rate:
+                entry = mapping_entry(key, named)
+                return self.named_group(named, entry), entry
+        return None
+
+    def _abroad(
+        self, wanted: int | str | dict[Decimal, int | str], rate: Decimal | None, what: str
+    ) -> tuple[Omzetgroep, str]:
+        """The omzetgroep of a new article first sold on an order delivered outside the Netherlands, and why.
+
+        Magento's rate there is 0 % (reverse charge, export) or the customer's country's (OSS), which tells
+        nothing of the article's Dutch rate: the article goes to ``articles.revenue_group``. A mapping gives the
+        entry of a line rate above 0 % it names (the shop charged Dutch VAT, as below the OSS threshold), else
+        its entry for the hoog rate, else the one omzetgroep of btw-soort hoog."""
+        if rate is None:
+            why = f"the order goes to {self.country}, and Magento gives no VAT rate for the line"
+        else:
+            why = f"the order goes to {self.country}, so Magento's {percent(rate)} is not the article's Dutch rate"
+        if not isinstance(wanted, dict):
+            return self.named_group(wanted), f"{why}: articles.revenue_group"
+        if rate:
+            found = self._mapped(wanted, rate)
+            if found is not None:
+                return found[0], f"the order goes to {self.country}: {found[1]}"
+        hoog = self.hoog_rate()
+        found = self._mapped(wanted, hoog)
+        if found is not None:
+            return found[0], f"{why}: the hoog rate's {found[1]}"
+        groups = [g for g in self.omzetgroepen() if g.btw_soort == "Hoog" and g.btw_percentage == hoog]
+        if len(groups) == 1:
+            return groups[0], f"{why}: the omzetgroep of the hoog rate {percent(hoog)}"
+        raise OrderFailure(
+            f"{what}: {why}, and the article goes to the omzetgroep of the hoog rate {percent(hoog)}; "
+            f"articles.revenue_group names none for {percent(hoog)}, and "
+            + (
+                f"several omzetgroepen of btw-soort hoog carry it ({', '.join(_group(g) for g in groups)})"
+                if groups
+                else "no omzetgroep of btw-soort hoog carries it"
+            )
+            + f"; add {hoog.normalize():f}: <omzetgroep> to articles.revenue_group"
+        )
+
+    def hoog_rate(self) -> Decimal:
+        """The administration's hoog VAT rate (21 % when no omzetgroep of btw-soort hoog tells it)."""
+        for groep in self.omzetgroepen():
+            if groep.btw_soort == "Hoog" and groep.btw_percentage is not None:
+                return groep.btw_percentage
+        return Decimal("21")
 
     def _group_at(self, rate: Decimal, configured: Omzetgroep | None, what: str) -> Omzetgroep:
         fitting = [

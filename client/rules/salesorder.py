@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from client.config import CostSetting, OrdersSettings, Profile
-from client.rules.articles import ArticleResolver, mapping_entry, percent
+from client.rules.articles import HOME_COUNTRY, ArticleResolver, mapping_entry, percent
 from client.rules.customers import default_customer, order_adres, resolve_customer
 from client.rules.errors import OrderFailure, ProfileError, fit
 from client.rules.journal import Journal, ignore
@@ -92,7 +92,10 @@ class _Builder:
         """One order line; ``rate`` is the VAT % Magento charged on it (None: not known or not applicable)."""
         known = self.articles.vat_rate(artikel)
         amount = line_amount(aantal, prijs, korting)
-        if known is not None and rate is not None and known != rate:
+        # Abroad Magento charges 0 % (reverse charge, export) or the customer's country's rate (OSS), where the
+        # omzetgroep carries the Dutch rate: the country explains the difference, and SnelStart takes that
+        # treatment from the relatie and the delivery address.
+        if known is not None and rate is not None and known != rate and self.articles.domestic:
             self._rate_differs(artikel, known, rate, amount)
         rate = known if known is not None else (rate if rate is not None else ZERO)
         text = fit(
@@ -512,7 +515,13 @@ def prepare_order(
         )
         sjabloon = _template(profile, backend, None if customer.created else customer.relatie_id)
         articles = ArticleResolver(
-            profile.articles, profile.orders, backend, dry_run=dry_run, actions=actions, journal=journal
+            profile.articles,
+            profile.orders,
+            backend,
+            dry_run=dry_run,
+            actions=actions,
+            journal=journal,
+            country=delivery_country(order),
         )
         b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw)
         b.cost_rate = _footer_rate(articles)
@@ -562,7 +571,16 @@ def prepare_order(
 def _footer_rate(articles: ArticleResolver) -> Decimal:
     # SnelStart books footer costs at the VAT of the cost type; the high rate is what shops use for shipping
     # and payment fees, and what the local backend applies.
-    for groep in articles.omzetgroepen():
-        if groep.btw_soort == "Hoog" and groep.btw_percentage is not None:
-            return groep.btw_percentage
-    return Decimal("21")
+    return articles.hoog_rate()
+
+
+def delivery_country(order: dict[str, Any]) -> str:
+    """The ISO code of the country the order goes to: the delivery address's, the billing address's for a
+    virtual order (no delivery address) or one whose delivery address has no country; the Netherlands when
+    neither names one, as for the customer's address."""
+    for key in ("shipping_address", "billing_address"):
+        address = order.get(key) or {}
+        country = str(address.get("country") or "").strip().upper()
+        if country:
+            return country
+    return HOME_COUNTRY

@@ -275,6 +275,17 @@ def test_snelstart_init_creates_once(tmp_path: Path, capsys) -> None:  # noqa: A
     assert target.stat().st_mtime_ns == before
 
 
+def test_snelstart_init_help_says_what_only_sample_adds(capsys) -> None:  # noqa: ANN001
+    # Without --sample the administration already has its omzetgroepen, templates and cost articles
+    # (test_local_backend.py checks them); --sample adds relaties and artikelen only.
+    assert main(["snelstart", "init", "--help"]) == 0
+    words = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert (
+        "--sample Add sample relaties and artikelen (omzetgroepen, templates and cost articles are always "
+        "created)." in words
+    ), words
+
+
 def test_test_connection_reports_each_failure_with_a_fix(tmp_path: Path) -> None:
     admin = tmp_path / "administratie.sqlite"
     init_local(admin, sample=True)

@@ -409,7 +409,7 @@ def test_a_new_article_goes_to_the_omzetgroep_of_magentos_vat_rate(tmp_path, bac
 
 
 def test_no_or_several_omzetgroepen_at_magentos_rate_fail_naming_the_rates_and_the_setting(tmp_path, backend):
-    german = gen.order([gen.item("NIEUW-DE", 1, rate=D("19"))])  # a German consumer under OSS
+    german = gen.order([gen.item("NIEUW-DE", 1, rate=D("19"))])  # 19 % delivered in NL: no Dutch rate
     with pytest.raises(OrderFailure) as failure:
         prepare_order(german, gen.profile(tmp_path), backend)
     text = str(failure.value)
@@ -525,3 +525,154 @@ def test_check_profile_names_the_setting_every_order_needs(tmp_path, backend):
     # cost, default and rounding articles are checked only by an order that needs them (SPEC)
     lenient = {"shipping_costs": {"line": "NIETS"}, "default_article": "NIETS", "rounding_article": "NIETS"}
     check_profile(gen.profile(tmp_path, orders=lenient), backend)
+
+
+# -- VAT abroad: Magento's 0 % (reverse charge, export) or OSS rate is not the article's Dutch rate ----------------
+
+BELGIAN_BUSINESS = gen.address(
+    "Camille", "Dupont", ("Rue Neuve 8",), "1000", "Bruxelles", "BE",
+    company="Dupont Café SRL", email="compta@dupont.example", vat_id="BE0123456789",
+)  # fmt: skip
+SWISS_CONSUMER = gen.address(
+    "Lukas", "Meier", ("Bahnhofstrasse 1",), "8001", "Zürich", "CH", email="lukas.meier@example.ch"
+)
+GERMAN_CONSUMER = gen.address(
+    "Käthe", "Schröder", ("Jungfernstieg 30",), "20354", "Hamburg", "DE", email="kaethe@example.de"
+)
+ABROAD = {
+    "Belgian business, reverse charge": (BELGIAN_BUSINESS, D("0")),
+    "export to Switzerland": (SWISS_CONSUMER, D("0")),
+    "German consumer, OSS": (GERMAN_CONSUMER, D("19")),
+}
+
+
+def abroad(who, lines, **kw):
+    """An order billed and delivered abroad, its lines and shipping charged at that sale's rate."""
+    address, _ = ABROAD[who]
+    return gen.order(lines, billing=address, email=address["email"], shipping=D("4.95"), **kw)
+
+
+@pytest.mark.parametrize("revenue_group", [1, {21: 1, 9: 2, 0: 3}], ids=["one omzetgroep", "mapping"])
+@pytest.mark.parametrize("who", list(ABROAD))
+def test_a_new_article_first_sold_abroad_goes_to_the_configured_group(tmp_path, backend, who, revenue_group):
+    # Before: the reverse-charge and export sales put the article in omzetgroep 3 (0 %) for good, and the German
+    # consumer's 19 % failed the order. SnelStart's omzetgroep carries the Dutch rate; the hoog group it is.
+    rate = ABROAD[who][1]
+    order = abroad(who, [gen.item("NIEUW-BUITEN", 2, price=D("12.40"), rate=rate)], shipping_rate=rate)
+    prepared = build(tmp_path, backend, order, articles={"revenue_group": revenue_group})
+    assert group_of(backend, "NIEUW-BUITEN") == 1
+    # Neither the new article (21 %) nor VERZEND (21 %) against Magento's rate: the country explains it.
+    assert prepared.warnings == []
+    (action,) = [a for a in prepared.actions if a.startswith("create article NIEUW-BUITEN")]
+    country = ABROAD[who][0]["country"]
+    assert action.startswith(
+        f"create article NIEUW-BUITEN 'NIEUW-BUITEN' in omzetgroep 1 (21 %) (the order goes to {country}, so "
+        f"Magento's {rate:f} % is not the article's Dutch rate: "
+    ), action
+
+
+@pytest.mark.parametrize("who", list(ABROAD))
+def test_an_existing_article_sold_abroad_at_another_rate_gives_no_warning(tmp_path, backend, who):
+    rate = ABROAD[who][1]
+    lines = [gen.item("MOK-WIT", 10, rate=rate), gen.item("KOF-ARABICA-1KG", 2, rate=rate, item_id=2)]
+    prepared = build(tmp_path, backend, abroad(who, lines, shipping_rate=rate))
+    assert codes(backend, prepared) == ["MOK-WIT", "KOF-ARABICA-1KG", "VERZEND"]
+    assert prepared.warnings == []
+    # The same rate on an order delivered in the Netherlands is a difference the bookkeeper must hear of.
+    home = abroad(who, lines, shipping_rate=rate, shipping_address=gen.address())
+    prepared = build(tmp_path, backend, home)
+    warned = sorted(w.split(" is in ")[0] for w in prepared.warnings)
+    assert warned == ["article KOF-ARABICA-1KG", "article MOK-WIT", "article VERZEND"], prepared.warnings
+
+
+@pytest.mark.parametrize(
+    ("billing", "delivery"),
+    [(gen.address(), True), (BELGIAN_BUSINESS, gen.address()), (gen.address(), None)],
+    ids=["in NL", "billed in BE, delivered in NL", "virtual, billed in NL"],
+)
+def test_a_domestic_sale_places_a_new_article_by_magentos_rate_as_before(
+    tmp_path, backend, billing, delivery
+):
+    order = gen.order(
+        [gen.item("NIEUW-KOFFIE", 1, price=D("8.49"), rate=D("9"))],
+        billing=billing,
+        email=billing["email"] or "sanne@example.nl",
+        shipping_address=delivery,
+    )
+    prepared = build(tmp_path, backend, order)
+    assert group_of(backend, "NIEUW-KOFFIE") == 2
+    assert "create article NIEUW-KOFFIE 'NIEUW-KOFFIE' in omzetgroep 2 (9 %)" in prepared.actions
+    assert prepared.warnings == []
+
+
+def test_the_delivery_country_decides_and_a_virtual_order_is_billed(tmp_path, backend):
+    from client.rules.salesorder import delivery_country
+
+    dutch = gen.address()
+    assert delivery_country(gen.order([gen.item("MOK-WIT")], billing=GERMAN_CONSUMER)) == "DE"
+    assert (
+        delivery_country(gen.order([gen.item("MOK-WIT")], billing=dutch, shipping_address=SWISS_CONSUMER))
+        == "CH"
+    )
+    assert (
+        delivery_country(gen.order([gen.item("MOK-WIT")], billing=GERMAN_CONSUMER, shipping_address=dutch))
+        == "NL"
+    )
+    assert (
+        delivery_country(gen.order([gen.item("MOK-WIT")], billing=GERMAN_CONSUMER, shipping_address=None))
+        == "DE"
+    )
+    no_country = gen.order([gen.item("MOK-WIT")], billing={**GERMAN_CONSUMER, "country": " de "})
+    no_country["shipping_address"]["country"] = None
+    assert delivery_country(no_country) == "DE"
+    no_country["billing_address"]["country"] = ""
+    assert delivery_country(no_country) == "NL"  # as the customer's address: the Netherlands
+    # A virtual order (a gift card, no delivery address) to a German consumer at 19 %: no failure.
+    virtual = gen.order(
+        [gen.item("NIEUW-BON", 1, price=D("25.00"), rate=D("19"))],
+        billing=GERMAN_CONSUMER,
+        email=GERMAN_CONSUMER["email"],
+        shipping_address=None,
+    )
+    prepared = build(tmp_path, backend, virtual)
+    assert group_of(backend, "NIEUW-BON") == 1 and prepared.warnings == []
+
+
+def test_revenue_group_mapping_on_an_order_abroad(tmp_path, backend):
+    # A rate above 0 % that the mapping names is Dutch VAT (a shop below the OSS threshold charges 9 % in BE).
+    mapping = {"revenue_group": {21: 1, 9: 2, 0: 3}}
+    dutch_vat = abroad("German consumer, OSS", [gen.item("NIEUW-9", 1, rate=D("9"))], shipping_rate=D("9"))
+    prepared = build(tmp_path, backend, dutch_vat, articles=mapping)
+    assert group_of(backend, "NIEUW-9") == 2
+    assert "create article NIEUW-9 'NIEUW-9' in omzetgroep 2 (9 %) (the order goes to DE: " \
+        "articles.revenue_group {9: 2})" in prepared.actions  # fmt: skip
+    # Without an entry for the hoog rate: the one omzetgroep of btw-soort hoog.
+    no_hoog = {"revenue_group": {9: 2, 0: 3}}
+    reverse = abroad(
+        "Belgian business, reverse charge", [gen.item("NIEUW-0", 1, rate=D("0"))], shipping_rate=D("0")
+    )
+    build(tmp_path, backend, reverse, articles=no_hoog)
+    assert group_of(backend, "NIEUW-0") == 1
+    # No tax information on a line abroad (a domestic order fails then, test_revenue_group_per_vat_rate): hoog.
+    unknown = abroad("German consumer, OSS", [gen.item("NIEUW-X", 1, rate=D("19"))], shipping_rate=D("19"))
+    unknown["lines"][0]["tax_percent"] = None
+    prepared = build(tmp_path, backend, unknown, articles=mapping)
+    assert group_of(backend, "NIEUW-X") == 1
+    assert "create article NIEUW-X 'NIEUW-X' in omzetgroep 1 (21 %) (the order goes to DE, and Magento gives " \
+        "no VAT rate for the line: the hoog rate's articles.revenue_group {21: 1})" in prepared.actions  # fmt: skip
+    # Two of them: the order fails naming the setting and the entry to add, and creates nothing.
+    backend.add_omzetgroep(4, "Omzet hoog diensten", "Hoog")
+    other = abroad("export to Switzerland", [gen.item("NIEUW-CH", 1, rate=D("0"))], shipping_rate=D("0"))
+    with pytest.raises(OrderFailure) as failure:
+        prepare_order(other, gen.profile(tmp_path, articles=no_hoog), backend)
+    text = str(failure.value)
+    assert text.startswith(
+        "new article NIEUW-CH: the order goes to CH, so Magento's 0 % is not the article's Dutch rate, and the "
+        "article goes to the omzetgroep of the hoog rate 21 %; articles.revenue_group names none for 21 %, and "
+    ), text
+    assert "several omzetgroepen of btw-soort hoog carry it (1 'Omzet hoog' (21 %), 4 'Omzet hoog diensten' " \
+        "(21 %)); add 21: <omzetgroep> to articles.revenue_group" in text  # fmt: skip
+    assert backend.artikelen_by_code("NIEUW-CH") == []
+    # A mapping with the hoog entry chooses among them.
+    build(tmp_path, backend, other, articles={"revenue_group": {21: "Omzet hoog diensten"}})
+    assert group_of(backend, "NIEUW-CH") == 4
