@@ -14,14 +14,14 @@ from client.config import ArticlesSettings, OrdersSettings
 from client.rules.errors import OrderFailure, fit
 from client.rules.journal import Change, Journal, ignore
 from client.snelstart.base import Artikel, NieuwArtikel, Omzetgroep, SnelStartBackend
+from client.snelstart.vat import HOME_COUNTRY
 
 PLACEHOLDER_PREFIX = "(new article) "
 # The btw-soorten whose rate the administration's btw tarieven fix; "Overig" has no rate of its own.
 RATED_SOORTEN = ("Hoog", "Laag", "Geen")
-# The administration's country: an omzetgroep carries its (Dutch) rates. Orders delivered elsewhere are charged
-# 0 % (intra-EU reverse charge, export) or the customer's country's rate (OSS); SnelStart takes that treatment
-# from the relatie and the delivery address, not from the article.
-HOME_COUNTRY = "NL"
+# HOME_COUNTRY, the administration's country: an omzetgroep carries its (Dutch) rates. Orders delivered elsewhere
+# are charged 0 % (intra-EU reverse charge, export) or the customer's country's rate (OSS); SnelStart takes its
+# treatment from the relatie and the delivery address, not from the article (client.snelstart.vat).
 
 
 def percent(rate: Decimal | None) -> str:

@@ -70,12 +70,17 @@ def snelstart_total(amounts: Iterable[Amount], prijs_incl_btw: bool) -> Decimal:
     """The order total incl. VAT that SnelStart computes for these line amounts (per-rate VAT rounding)."""
     items = list(amounts)
     total = sum((a.amount for a in items), ZERO)
-    if prijs_incl_btw:
-        return total
+    return total if prijs_incl_btw else total + snelstart_vat(items, False)
+
+
+def snelstart_vat(amounts: Iterable[Amount], prijs_incl_btw: bool) -> Decimal:
+    """The VAT SnelStart computes for these line amounts: once per rate over the rate's sum, in cents."""
     by_rate: dict[Decimal, Decimal] = {}
-    for item in items:
+    for item in amounts:
         by_rate[item.rate] = by_rate.get(item.rate, ZERO) + item.amount
-    return total + sum((cents(base * rate / HUNDRED) for rate, base in by_rate.items()), ZERO)
+    if prijs_incl_btw:
+        return sum((cents(base * rate / (HUNDRED + rate)) for rate, base in by_rate.items()), ZERO)
+    return sum((cents(base * rate / HUNDRED) for rate, base in by_rate.items()), ZERO)
 
 
 def balancing_amount(

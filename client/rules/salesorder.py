@@ -5,8 +5,11 @@ footer costs, description, addresses, template and betalingskenmerk. Creating th
 the unique-betalingskenmerk check belong to the engine.
 
 Money: the order is built in the template's VAT mode from Magento's own amounts, then its SnelStart total is
-compared with Magento's grand total; a difference (per-rate versus per-line VAT rounding, or money an extension
-added that the ORDER does not explain) becomes one explicit line on ``orders.rounding_article``. Prices taken
+compared with Magento's grand total. That total is foreseen with SnelStart's own VAT treatment of the order
+(``client.snelstart.vat``: Dutch rates at home and for a private customer in the EU, 0 % for an intra-EU supply
+to a relatie with btw-nummer and for export), taken from the relatie and the order's afleveradres. A difference
+(per-rate versus per-line VAT rounding, or money an extension added that the ORDER does not explain) becomes one
+explicit line on ``orders.rounding_article``. Prices taken
 from SnelStart (``lines: code_and_quantity``) are meant to differ from the shop and are not balanced.
 """
 
@@ -20,7 +23,13 @@ from zoneinfo import ZoneInfo
 
 from client.config import CostSetting, OrdersSettings, Profile
 from client.rules.articles import HOME_COUNTRY, ArticleResolver, mapping_entry, percent
-from client.rules.customers import default_customer, order_adres, resolve_customer
+from client.rules.customers import (
+    CustomerOutcome,
+    default_customer,
+    new_relatie,
+    order_adres,
+    resolve_customer,
+)
 from client.rules.errors import OrderFailure, ProfileError, fit
 from client.rules.journal import Journal, ignore
 from client.rules.money import (
@@ -33,9 +42,11 @@ from client.rules.money import (
     dec,
     line_amount,
     snelstart_total,
+    snelstart_vat,
     unit_price_for,
 )
 from client.snelstart.base import (
+    Adres,
     Artikel,
     NieuweVerkooporder,
     OrderRegel,
@@ -43,6 +54,7 @@ from client.snelstart.base import (
     SnelStartBackend,
     Verkoopsjabloon,
 )
+from client.snelstart.vat import OrderVat, order_country, order_vat
 
 __all__ = ["OrderFailure", "PreparedOrder", "ProfileError", "check_profile", "prepare_order"]
 
@@ -71,6 +83,7 @@ class _Builder:
     articles: ArticleResolver
     relatie_id: str
     incl: bool
+    vat: OrderVat  # how SnelStart books the VAT of this order (relatie and delivery country)
     regels: list[OrderRegel] = field(default_factory=list)
     amounts: list[Amount] = field(default_factory=list)  # mirrors regels (and footer costs) for the total
     kosten: dict[int, Decimal] = field(default_factory=dict)
@@ -79,6 +92,16 @@ class _Builder:
     @property
     def settings(self) -> OrdersSettings:
         return self.profile.orders
+
+    @property
+    def dutch_both(self) -> bool:
+        """Magento charged Dutch VAT (delivered in NL) and SnelStart books the omzetgroepen's Dutch rates."""
+        return self.articles.domestic and self.vat.dutch_rates
+
+    def booked_rate(self, artikel: Artikel) -> Decimal | None:
+        """The VAT % SnelStart books on a line of this article in this order, when known."""
+        dutch = self.articles.vat_rate(artikel)
+        return None if dutch is None else self.vat.rate(dutch)
 
     def add(
         self,
@@ -90,12 +113,14 @@ class _Builder:
         korting: Decimal = ZERO,
     ) -> None:
         """One order line; ``rate`` is the VAT % Magento charged on it (None: not known or not applicable)."""
-        known = self.articles.vat_rate(artikel)
+        known = self.booked_rate(artikel)
         amount = line_amount(aantal, prijs, korting)
         # Abroad Magento charges 0 % (reverse charge, export) or the customer's country's rate (OSS), where the
-        # omzetgroep carries the Dutch rate: the country explains the difference, and SnelStart takes that
-        # treatment from the relatie and the delivery address.
-        if known is not None and rate is not None and known != rate and self.articles.domestic:
+        # omzetgroep carries the Dutch rate: the country explains a difference, not the article. Only when
+        # Magento charged Dutch VAT (delivered in NL) and SnelStart books the omzetgroep's Dutch rate (self.vat,
+        # from the relatie and the afleveradres) does a difference point at the article; any other difference
+        # shows in the total (_balance), with SnelStart's reason.
+        if known is not None and rate is not None and known != rate and self.dutch_both:
             self._rate_differs(artikel, known, rate, amount)
         rate = known if known is not None else (rate if rate is not None else ZERO)
         text = fit(
@@ -159,7 +184,7 @@ class _Builder:
             return None
         if setting.cost_type is not None:
             return self.cost_rate
-        return self.articles.vat_rate(self.articles.by_code(setting.line or "", f"orders.{key}"))
+        return self.booked_rate(self.articles.by_code(setting.line or "", f"orders.{key}"))
 
     def cost(self, key: str, amount: Decimal, description: str, magento_rate: Decimal | None) -> None:
         """Shipping, payment fee or discount: a line on the configured article or a footer cost type."""
@@ -356,7 +381,7 @@ def _add_item(b: _Builder, line: dict[str, Any], discounts: _Discounts) -> None:
 
     if mode == "code_and_quantity":
         prijs, korting = _agreement_price(b.backend, b.relatie_id, artikel, qty)
-        known = b.articles.vat_rate(artikel)
+        known = b.booked_rate(artikel)
         if b.incl and known is not None:
             prijs = cents(prijs * (HUNDRED + known) / HUNDRED)
         b.add(artikel, omschrijving, qty, prijs, rate, korting)
@@ -448,7 +473,7 @@ def _balance(b: _Builder, warnings: list[str]) -> Decimal:
             f"{difference}"
         )
     artikel = b.articles.by_code(code, "orders.rounding_article")
-    rate = b.articles.vat_rate(artikel) or ZERO
+    rate = b.booked_rate(artikel) or ZERO
     amount = balancing_amount(b.amounts, b.incl, target, rate)
     if amount is None:
         raise OrderFailure(
@@ -458,14 +483,35 @@ def _balance(b: _Builder, warnings: list[str]) -> Decimal:
     unexplained = dec(totals.get("unexplained_amount"), "totals.unexplained_amount")
     if abs(difference) > ROUNDING_TOLERANCE or unexplained != 0:
         text = "Niet verklaard bedrag (Magento)"
+        reason = "" if b.vat.kind == "domestic" else f" (SnelStart books this order {b.vat.describe()})"
         warnings.append(
             f"Magento's grand total {target} differs by {difference} from what the order lines explain; "
-            f"booked on {code} as {text!r}"
+            f"booked on {code} as {text!r}{reason}"
         )
     else:
         text = "Afrondingsverschil"
     b.add(artikel, text, Decimal("1"), amount, rate)
     return snelstart_total(b.amounts, b.incl)
+
+
+def _vat_treatment_differs(b: _Builder, warnings: list[str]) -> None:
+    """Warn when SnelStart books no VAT where Magento charged some, or VAT where Magento charged none.
+
+    With an incl.-VAT template the total matches whatever the VAT, so nothing else tells of it; with an excl.-VAT
+    template the difference is booked by ``_balance``, which warns already. On a domestic sale with Dutch rates on
+    both sides the per-line warning of ``_Builder.add`` names the article instead. Two different rates above
+    0 % (a foreign rate under OSS, not modelled) are left to those warnings as well."""
+    if not b.incl or b.dutch_both:
+        return
+    charged = cents(dec((b.order.get("totals") or {}).get("tax_amount"), "totals.tax_amount"))
+    booked = snelstart_vat(b.amounts, b.incl)
+    if (charged == 0) == (booked == 0):
+        return
+    warnings.append(
+        f"Magento charged {charged} VAT on this order, SnelStart {booked}: it books this order {b.vat.describe()}; "
+        "the prices incl. VAT are booked as they are, so check the VAT rules in Magento or the customer's "
+        "btw-nummer in SnelStart"
+    )
 
 
 def _order_date(order: dict[str, Any], zone: ZoneInfo) -> dt.date:
@@ -523,8 +569,18 @@ def prepare_order(
             journal=journal,
             country=delivery_country(order),
         )
-        b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw)
-        b.cost_rate = _footer_rate(articles)
+        # The afleveradres the order will carry decides SnelStart's VAT, so it is read first; its warnings
+        # (shortened fields) follow the billing address's below, as they always did.
+        from_order = profile.orders.addresses == "from_order"
+        delivery_warnings: list[str] = []
+        afleveradres = (
+            order_adres(order.get("shipping_address"), delivery_warnings, "delivery address")
+            if from_order
+            else None
+        )
+        vat = _snelstart_vat(order, profile, customer, afleveradres)
+        b = _Builder(order, profile, backend, articles, customer.relatie_id, sjabloon.prijs_incl_btw, vat)
+        b.cost_rate = vat.rate(_footer_rate(articles))
         _add_costs(b, _add_lines(b))
         warnings.extend(articles.warnings)
         articles.warnings.clear()
@@ -532,25 +588,26 @@ def prepare_order(
             expected = _balance(b, warnings)
         else:
             expected = snelstart_total(b.amounts, b.incl)
+        _vat_treatment_differs(b, warnings)
         warnings.extend(articles.warnings)
     except ValueError as exc:  # a malformed amount in the ORDER
         raise OrderFailure(f"order {number}: {exc}") from None
 
-    from_order = profile.orders.addresses == "from_order"
+    omschrijving = fit(_description(order, profile), "order_omschrijving", "order description", warnings)
+    factuuradres = (
+        order_adres(order.get("billing_address"), warnings, "billing address") if from_order else None
+    )
+    warnings.extend(delivery_warnings)
     verkooporder = NieuweVerkooporder(
         relatie_id=customer.relatie_id,
         datum=_order_date(order, zone or DEFAULT_ZONE),
         sjabloon_id=sjabloon.id,
         prijs_incl_btw=sjabloon.prijs_incl_btw,
-        omschrijving=fit(_description(order, profile), "order_omschrijving", "order description", warnings),
+        omschrijving=omschrijving,
         betalingskenmerk=number,
         regels=b.regels,
-        factuuradres=order_adres(order.get("billing_address"), warnings, "billing address")
-        if from_order
-        else None,
-        afleveradres=order_adres(order.get("shipping_address"), warnings, "delivery address")
-        if from_order
-        else None,
+        factuuradres=factuuradres,
+        afleveradres=afleveradres,
         kostensoort_1=b.kosten.get(1),
         kostensoort_2=b.kosten.get(2),
         memo=(order.get("customer_note") or None),
@@ -566,6 +623,20 @@ def prepare_order(
         warnings=warnings,
         expected_total=expected,
     )
+
+
+def _snelstart_vat(
+    order: dict[str, Any], profile: Profile, customer: CustomerOutcome, afleveradres: Adres | None
+) -> OrderVat:
+    """SnelStart's VAT treatment of the order: from the afleveradres it will carry, else the relatie's
+    vestigingsadres, and the relatie's btw-nummer (in a dry run, of the relatie that would be created)."""
+    relatie = customer.relatie
+    if relatie is not None:
+        vestiging, btw_nummer = relatie.vestigingsadres, relatie.btw_nummer
+    else:
+        fresh = new_relatie(order, profile.customers, None, [])
+        vestiging, btw_nummer = fresh.vestigingsadres, fresh.btw_nummer
+    return order_vat(order_country(afleveradres, vestiging), btw_nummer)
 
 
 def _footer_rate(articles: ArticleResolver) -> Decimal:

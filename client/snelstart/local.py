@@ -2,8 +2,8 @@
 
 It is meant to refuse what SnelStart refuses, so the engine and the tests meet production's errors: field
 lengths and formats of the B2B API (REL-/ART-/VOR- codes in the messages), unique relatiecode and artikelcode,
-order numbers assigned here, VAT computed from the article's omzetgroep, and free stock per the
-administration's ``verkooporderVoorraadVanafNiveau``.
+order numbers assigned here, VAT computed from the article's omzetgroep and the order's country and relatie
+(``client.snelstart.vat``), and free stock per the administration's ``verkooporderVoorraadVanafNiveau``.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction in WAL mode, so several processes may open the file and a
 crash leaves either the whole write or nothing. Ids handed out are row ids as strings.
@@ -42,6 +42,7 @@ from client.snelstart.base import (
     Verkooporder,
     Verkoopsjabloon,
 )
+from client.snelstart.vat import OrderVat, order_country, order_vat
 
 SCHEMA_VERSION = "1"
 CENT = Decimal("0.01")
@@ -1051,11 +1052,13 @@ class LocalBackend:
 
     def _check_order_header(
         self, conn: sqlite3.Connection, order: NieuweVerkooporder
-    ) -> tuple[int, int | None, bool]:
-        """Validate relatie, sjabloon, VAT mode and header fields; returns (relatie id, sjabloon id, incl. VAT)."""
+    ) -> tuple[int, int | None, bool, OrderVat]:
+        """Validate relatie, sjabloon, VAT mode and header fields; returns (relatie id, sjabloon id, incl. VAT,
+        the order's VAT treatment)."""
         relatie_id = self._id(order.relatie_id, "verkooporder relatie")
         rel = conn.execute(
-            "SELECT relatiesoort, nonactief, naam FROM relaties WHERE id = ?", (relatie_id,)
+            "SELECT relatiesoort, nonactief, naam, v_land, btw_nummer FROM relaties WHERE id = ?",
+            (relatie_id,),
         ).fetchone()
         if rel is None:
             _refuse(f"verkooporder: relatie {order.relatie_id} does not exist")
@@ -1107,12 +1110,15 @@ class LocalBackend:
                     else "an order without verkoopsjabloon"
                 )
                 _refuse(f"verkooporder: kostensoort {nr} is not available on {where}")
-        return relatie_id, sjabloon_id, incl
+        # SnelStart decides the VAT from where the order goes and whether the relatie has a btw-nummer.
+        country = order_country(order.afleveradres, Adres(land=rel["v_land"]))
+        return relatie_id, sjabloon_id, incl, order_vat(country, rel["btw_nummer"])
 
     def _check_regel(
         self, conn: sqlite3.Connection, nr: int, regel: OrderRegel
     ) -> tuple[int | None, str, Decimal, Decimal, Decimal, Decimal | None]:
-        """Validate one line; returns (artikel id, omschrijving, aantal, stuksprijs, korting %, VAT %)."""
+        """Validate one line; returns (artikel id, omschrijving, aantal, stuksprijs, korting %, the Dutch VAT % of
+        the article's omzetgroep)."""
         aantal = _dec(regel.aantal, f"regel {nr} aantal")
         prijs = _dec(regel.stuksprijs, f"regel {nr} stuksprijs")
         korting = _dec(regel.kortings_percentage, f"regel {nr} kortingsPercentage")
@@ -1149,8 +1155,10 @@ class LocalBackend:
 
     def create_verkooporder(self, order: NieuweVerkooporder) -> Verkooporder:
         with self._write() as conn:
-            relatie_id, sjabloon_id, incl = self._check_order_header(conn, order)
-            lines = [self._check_regel(conn, nr, regel) for nr, regel in enumerate(order.regels, start=1)]
+            relatie_id, sjabloon_id, incl, vat = self._check_order_header(conn, order)
+            checked = [self._check_regel(conn, nr, regel) for nr, regel in enumerate(order.regels, start=1)]
+            # A line's VAT: its omzetgroep's Dutch rate, or 0 % when the order is one without Dutch VAT.
+            lines = [(*line[:5], None if line[5] is None else vat.rate(line[5])) for line in checked]
             amounts = [(line_total(a, p, k), rate) for (_, _, a, p, k, rate) in lines if rate is not None]
             costs = [
                 _dec(c, f"kostensoort {n}")
@@ -1159,11 +1167,12 @@ class LocalBackend:
             ]
             # Assumption: footer costs (kostensoort 1/2) are booked at the high VAT rate, as shipping and
             # payment fees of a shop selling mostly high-rate goods are; SnelStart lets a user choose per type.
+            # An order without Dutch VAT (intra-EU supply, export) carries none on its costs either.
             hoog = Decimal(
                 conn.execute("SELECT percentage FROM btwtarieven WHERE btw_soort = 'Hoog'").fetchone()[0]
             )
             excl, incl_total = order_totals(
-                [*amounts, *((round_cents(c), hoog) for c in costs)], prijs_incl_btw=incl
+                [*amounts, *((round_cents(c), vat.rate(hoog)) for c in costs)], prijs_incl_btw=incl
             )
             nummer = int(self._setting(conn, "volgend_verkoopordernummer") or 1)
             top = conn.execute("SELECT MAX(nummer) FROM verkooporders").fetchone()[0]

@@ -308,7 +308,11 @@ FOREIGN = (
     ("BE", "Rue Neuve 8", "1000", "Bruxelles", "BE0123456789"),
     ("FR", "12 rue de la Paix", "75002", "Paris", "FR12345678901"),
     ("GR", "Ermou 20", "105 63", "Athina", "EL094012345"),
+    ("CH", "Bahnhofstrasse 1", "8001", "Zürich", "CHE123456789"),
+    ("US", "350 5th Avenue", "10118", "New York", None),
 )
+# The countries above outside the EU: what goes there is exported, without VAT.
+OUTSIDE_EU = ("CH", "US")
 FIRST = ("Sanne", "Daan", "Émilie", "Jürgen", "Fatima", "Pieter-Jan", "Zoë", "Ángel", "Lars", "Noor")
 LAST = ("de Vries", "Jansen", "Müller", "Dubois", "El Amrani", "van den Berg", "Papadopoulos", "Smit")
 COMPANIES = (
@@ -359,10 +363,23 @@ def random_order(rng: random.Random, entity_id: int) -> dict[str, Any]:
             first, last, ("Kerkstraat", str(rng.randint(1, 300))), f"{rng.randint(1000, 9999)} AB",
             "Utrecht", "NL", company=company, vat_id="NL812345678B01" if company and rng.random() < 0.5 else None,
         )  # fmt: skip
-    email = f"{first.lower().replace(' ', '')}.{entity_id % 97}@example.nl"
+    # One e-mail address is one customer: abroad the domain tells the country and whether it is a business, so a
+    # customer matched by e-mail has the btw-nummer and country the order has.
+    domain = (
+        "example.nl"
+        if billing["country"] == "NL"
+        else f"{'firma.' if vat else ''}example.{billing['country'].lower()}"
+    )
+    email = f"{first.lower().replace(' ', '')}.{entity_id % 97}@{domain}"
     shipping_address: dict[str, Any] | bool = True
     if rng.random() < 0.2:
         shipping_address = address(first, last, ("Andere straat", "1"), "9999 ZZ", "Zwolle", "NL")
+    delivered = shipping_address["country"] if isinstance(shipping_address, dict) else billing["country"]
+    # Magento's tax rules: delivered in another EU country to a business with a VAT number (reverse charge) or
+    # outside the EU (export) is 0 %; a private customer in the EU pays Dutch VAT (a shop below the OSS threshold).
+    zero_rated = delivered != "NL" and (delivered in OUTSIDE_EU or vat is not None)
+    if zero_rated:
+        lines = [_zero_rated(line) for line in lines]
     shipping = rng.choice((Decimal("0"), Decimal("4.95"), Decimal("6.95"), Decimal("12.40")))
     return order(
         lines,
@@ -375,10 +392,24 @@ def random_order(rng: random.Random, entity_id: int) -> dict[str, Any]:
         shipping_address=shipping_address,
         shipping=shipping,
         shipping_discount=shipping if shipping and rng.random() < 0.1 else Decimal("0"),
+        shipping_rate=Decimal("0") if zero_rated else Decimal("21"),
         fee=rng.choice((Decimal("0"), Decimal("0"), Decimal("0.29"), Decimal("1.95"))),
+        fee_rate=Decimal("0") if zero_rated else Decimal("21"),
         coupon="WELKOM10" if any(Decimal(x["discount_amount"]) for x in lines) else None,
         customer_note="Graag bij de buren afgeven" if rng.random() < 0.1 else None,
     )
+
+
+def _zero_rated(line: dict[str, Any]) -> dict[str, Any]:
+    """The same item charged at 0 % VAT (and its bundle selections)."""
+    return {
+        **line,
+        "unit_price_incl_tax": line["unit_price"],
+        "row_total_incl_tax": line["row_total"],
+        "tax_percent": money(0),
+        "tax_amount": money(0),
+        "children": [_zero_rated(child) for child in line["children"]],
+    }
 
 
 def order_set(count: int, seed: int = 20261203) -> list[dict[str, Any]]:

@@ -255,6 +255,34 @@ def test_an_existing_article_at_another_vat_rate_is_warned_of_in_the_default_log
     ), warned
 
 
+def test_an_order_snelstart_books_without_vat_needs_no_balancing_line_and_no_warning(
+    shop, products, client_config, local_admin
+):
+    # Magento's 0 % to the sample's Belgian business with a btw-nummer (matched by its invoice e-mail) and to a
+    # Swiss guest (export): SnelStart books both at 0 % too, so nothing goes on AFRONDING and nothing is warned.
+    config = client_config(orders={"template": "Webshop excl"})
+    zero = {**ITEM, "tax_percent": 0}
+    belgian = guest("compta@dupont.example", "Camille", "Dupont", street="Rue Neuve 8", postcode="1000",
+                    city="Bruxelles", country_id="BE", company="Dupont SRL")  # fmt: skip
+    swiss = guest("lukas.meier@example.ch", "Lukas", "Meier", street="Bahnhofstrasse 1", postcode="8001",
+                  city="Zürich", country_id="CH")  # fmt: skip
+    shop.order(items=[zero], number="339000001", billing=belgian, tax_percent="0", shipping_amount="4.95")
+    shop.order(items=[zero], number="339000002", billing=swiss, tax_percent="0", shipping_amount="4.95")
+    result = run_import(config, "shop")
+    assert (result.imported, result.failed) == (2, 0)
+    with state_of(config) as state:
+        assert [e.message for e in state.log_entries("shop") if e.level in ("warning", "error")] == []
+    with LocalBackend(local_admin) as backend:
+        for number in ("339000001", "339000002"):
+            (made,) = backend.verkooporders_by_betalingskenmerk(number)
+            codes = [backend.get_artikel(r.artikel_id).artikelcode for r in made.regels if r.artikel_id]
+            assert codes == ["1002", "VERZEND"], (number, codes)
+            # 2 × 20.6198 = 41.24 and 4.95 shipping, no VAT
+            assert (made.totaal_excl_btw, made.totaal_incl_btw) == (Decimal("46.19"), Decimal("46.19"))
+        dupont = backend.relaties_by_vat("BE0123456789")[0]
+        assert backend.verkooporders_by_betalingskenmerk("339000001")[0].relatie_id == dupont.id
+
+
 def test_deferred_orders_are_rechecked_imported_or_dropped(shop, products, client_config, local_admin):
     config = client_config(orders={"defer_days": 14})
     waiting = shop.order(

@@ -599,6 +599,86 @@ def test_totals_keep_the_entered_side_exact(amounts: list[tuple[Decimal, Decimal
     assert abs(incl2 - excl2 - sum((a * r / 100 for a, r in amounts), D("0"))) <= D("0.005") * 3
 
 
+# -- VAT of an order abroad: SnelStart decides it from the relatie and the delivery address ------------------
+
+# (vestigingsadres country, btw-nummer, afleveradres country or None) → whether SnelStart books the Dutch rates
+ORDER_VAT_CASES = {
+    "NL business": ("NL", "NL812345678B01", None, True),
+    "BE business": ("BE", "BE0123456789", None, False),
+    "BE business delivered in BE": ("BE", "BE0123456789", "BE", False),
+    "BE business delivered in NL": ("BE", "BE0123456789", "NL", True),
+    "GR business (EL number)": ("GR", "EL094012345", None, False),
+    "BE consumer": ("BE", None, "BE", True),
+    "NL consumer delivered in DE": ("NL", None, "DE", True),
+    "NL business exporting to CH": ("NL", "NL812345678B01", "CH", False),
+    "CH consumer": ("CH", None, None, False),
+}
+STREET = {"NL": ("Kerkstraat 1", "1234 AB", "Amsterdam"), "BE": ("Rue Neuve 8", "1000", "Bruxelles"),
+          "GR": ("Ermou 20", "105 63", "Athina"), "DE": ("Jungfernstieg 30", "20354", "Hamburg"),
+          "CH": ("Bahnhofstrasse 1", "8001", "Zürich")}  # fmt: skip
+
+
+def _adres(land: str) -> Adres:
+    return Adres(None, *STREET[land], land)
+
+
+@pytest.mark.parametrize("case", list(ORDER_VAT_CASES))
+@pytest.mark.parametrize("template", ["Webshop", "Webshop excl"])
+def test_every_backend_takes_the_order_vat_from_the_relatie_and_the_delivery_country(
+    snelstart_backend: SnelStartBackend, case: str, template: str
+) -> None:
+    vestiging, btw, aflevering, dutch = ORDER_VAT_CASES[case]
+    b = snelstart_backend
+    klant = b.create_relatie(NieuweRelatie(f"Klant {case}", _adres(vestiging), btw_nummer=btw))
+    incl = template == "Webshop"
+    made = b.create_verkooporder(
+        order(
+            klant.id,
+            sjabloon(b, template),
+            [OrderRegel(artikel(b, "1001"), "", D("2"), D("18.95")),
+             OrderRegel(artikel(b, "1002"), "", D("1"), D("24.95"))],
+            prijs_incl_btw=incl,
+            betalingskenmerk="BTW-TEST",
+            afleveradres=_adres(aflevering) if aflevering else None,
+        )
+    )  # fmt: skip
+    # 37.90 at 9 % and 24.95 at 21 %, entered incl. or excl. VAT; 0 % on every line abroad without Dutch VAT.
+    if not dutch:
+        assert (made.totaal_excl_btw, made.totaal_incl_btw) == (D("62.85"), D("62.85"))
+    elif incl:  # 37.90 × 9/109 = 3.13, 24.95 × 21/121 = 4.33
+        assert (made.totaal_excl_btw, made.totaal_incl_btw) == (D("55.39"), D("62.85"))
+    else:  # 37.90 × 9 % = 3.41, 24.95 × 21 % = 5.24
+        assert (made.totaal_excl_btw, made.totaal_incl_btw) == (D("62.85"), D("71.50"))
+    (again,) = b.verkooporders_by_betalingskenmerk("BTW-TEST")  # as stored and read back
+    assert (again.totaal_excl_btw, again.totaal_incl_btw) == (made.totaal_excl_btw, made.totaal_incl_btw)
+
+
+def test_footer_costs_of_an_order_without_dutch_vat_carry_none(sample: LocalBackend) -> None:
+    dupont = sample.relaties_by_vat("BE0123456789")[0]  # the sample's Belgian business with a btw-nummer
+    lines = [OrderRegel(artikel(sample, "1002"), "", D("1"), D("24.95"))]
+    made = sample.create_verkooporder(
+        order(
+            dupont.id, sjabloon(sample, "Webshop excl"), lines, prijs_incl_btw=False, kostensoort_1=D("6.95")
+        )
+    )
+    assert (made.totaal_excl_btw, made.totaal_incl_btw) == (D("31.90"), D("31.90"))
+    assert [r.btw_percentage for r in made.regels] == [D("0")]
+    # The same business buying for delivery in the Netherlands pays Dutch VAT, on the costs too.
+    home = sample.create_verkooporder(
+        order(dupont.id, sjabloon(sample, "Webshop excl"), lines, prijs_incl_btw=False, kostensoort_1=D("6.95"),
+              afleveradres=_adres("NL"))
+    )  # fmt: skip
+    assert (home.totaal_excl_btw, home.totaal_incl_btw) == (D("31.90"), D("38.60"))  # 31.90 × 21 % = 6.70
+    assert [r.btw_percentage for r in home.regels] == [D("21")]
+
+
+def test_the_eu_member_states_are_the_27_and_known_to_the_administration(sample: LocalBackend) -> None:
+    from client.snelstart.vat import EU_MEMBER_STATES
+
+    assert len(EU_MEMBER_STATES) == 27 and "GB" not in EU_MEMBER_STATES and "GR" in EU_MEMBER_STATES
+    assert EU_MEMBER_STATES <= {code for code, _ in sample.landen()}
+
+
 def test_last_order_sjabloon_and_betalingskenmerk(sample: LocalBackend) -> None:
     jansen, deboer = sample.relaties_by_code(1)[0].id, sample.relaties_by_code(4)[0].id
     assert sample.last_order_sjabloon(jansen) == sjabloon(sample, "Webshop excl")

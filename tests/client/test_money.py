@@ -1,7 +1,9 @@
 """Money is exact: over a generated set of orders the SnelStart total equals Magento's grand total to the cent.
 
 The orders go through ``prepare_order`` and the real ``local`` backend's ``create_verkooporder``; the total
-compared is the one the backend computed (per-rate VAT rounding), never one the rules computed.
+compared is the one the backend computed (per-rate VAT rounding, and SnelStart's VAT treatment of the order's
+country and relatie: 0 % for a business with a VAT number elsewhere in the EU and for export), never one the
+rules computed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from client.rules.money import Amount, balancing_amount, line_amount, snelstart_total, unit_price_for
 from client.rules.salesorder import prepare_order
+from client.snelstart.vat import EU_MEMBER_STATES
 from tests.client import orders as gen
 
 ORDER_COUNT = 1000
@@ -27,12 +30,28 @@ def test_thousand_orders_total_to_the_cent(tmp_path, template, discount_mode):
     profile = gen.profile(tmp_path, orders={"template": template, "discount_mode": discount_mode})
     rounding_lines = unexplained = 0
     kinds = {"bundle": 0, "configurable": 0, "discount": 0, "foreign": 0, "fee": 0, "shipping": 0}
+    abroad = {"intra-EU business": 0, "EU consumer": 0, "export": 0}
     for order in gen.order_set(ORDER_COUNT):
         prepared = prepare_order(order, profile, backend)
         created = backend.create_verkooporder(prepared.verkooporder)
         grand_total = Decimal(order["totals"]["grand_total"]).quantize(Decimal("0.01"))
         assert created.totaal_incl_btw == grand_total, (order["number"], prepared.verkooporder.regels)
         assert created.totaal_incl_btw == prepared.expected_total
+        # SnelStart's VAT treatment is Magento's: none on a reverse-charge or export order, Dutch VAT for a
+        # private customer in the EU.
+        vat = created.totaal_incl_btw - created.totaal_excl_btw
+        magento_vat = Decimal(order["totals"]["tax_amount"])
+        country = order["shipping_address"]["country"]
+        if country != "NL":
+            if country not in EU_MEMBER_STATES:
+                kind = "export"
+            else:
+                kind = "intra-EU business" if order["billing_address"]["vat_id"] else "EU consumer"
+            abroad[kind] += 1
+            if kind == "EU consumer":
+                assert (vat == 0) == (magento_vat == 0), (order["number"], vat, magento_vat)
+            else:
+                assert magento_vat == 0 and vat == 0, (order["number"], kind, vat)
         rounding_lines += sum(r.omschrijving == "Afrondingsverschil" for r in created.regels)
         unexplained += sum(r.omschrijving.startswith("Niet verklaard") for r in created.regels)
         kinds["bundle"] += any(x["product_type"] == "bundle" for x in order["lines"])
@@ -43,10 +62,13 @@ def test_thousand_orders_total_to_the_cent(tmp_path, template, discount_mode):
         kinds["shipping"] += Decimal(order["shipping"]["amount"]) != 0
     # The set really mixes every kind of order, and nothing needed more than a rounding cent.
     assert min(kinds.values()) > 50, kinds
+    assert min(abroad.values()) > 50, abroad
     assert unexplained == 0
     if template == "Webshop":
         assert rounding_lines == 0  # incl. VAT: the line amounts add up to Magento's total by themselves
-    print(f"{template}/{discount_mode}: {rounding_lines} rounding lines in {ORDER_COUNT} orders")
+    print(
+        f"{template}/{discount_mode}: {rounding_lines} rounding lines in {ORDER_COUNT} orders, abroad {abroad}"
+    )
 
 
 def test_excl_template_books_the_rounding_cent(tmp_path):
