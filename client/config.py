@@ -9,15 +9,17 @@ turned into aware UTC datetimes here; everything inside koppel is UTC.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -274,6 +276,33 @@ class CostSetting(_Strict):
         return f"line {self.line}" if self.line is not None else f"cost type {self.cost_type}"
 
 
+# The order states of Magento 1 and 2 (sales_order.state); a status is a shop's own name and is not used here.
+MAGENTO_ORDER_STATES = (
+    "new",
+    "pending_payment",
+    "payment_review",
+    "processing",
+    "complete",
+    "closed",
+    "canceled",
+    "holded",
+)
+
+
+def _order_state(value: str) -> str:
+    # A misspelt state would match no order ever, so every order would be ignored or never deferred, silently.
+    if value in MAGENTO_ORDER_STATES:
+        return value
+    nearest = difflib.get_close_matches(value.lower(), MAGENTO_ORDER_STATES, n=1, cutoff=0.5)
+    hint = f"did you mean {nearest[0]}? " if nearest else ""
+    raise ValueError(
+        f"{value!r} is not a Magento order state; {hint}(the states are {', '.join(MAGENTO_ORDER_STATES)})"
+    )
+
+
+MagentoState = Annotated[str, AfterValidator(_order_state)]
+
+
 def _code_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
@@ -294,8 +323,8 @@ class OrdersSettings(_Strict):
     # Article for the cent that per-line VAT rounding (Magento) and per-rate rounding (SnelStart) can differ by.
     rounding_article: str | None = None
     default_article: str | None = None
-    import_states: list[str] | None = None
-    defer_states: list[str] = Field(default_factory=lambda: ["pending_payment", "payment_review"])
+    import_states: list[MagentoState] | None = None
+    defer_states: list[MagentoState] = Field(default_factory=lambda: ["pending_payment", "payment_review"])
     defer_days: int = Field(default=14, ge=0)
 
     @field_validator("template", "default_article", "rounding_article", mode="before")

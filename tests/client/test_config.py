@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from client.cli import main
 from client.config import (
     ConfigError,
     find_config_path,
@@ -508,3 +509,41 @@ def test_the_examples_path_and_its_init_command_agree():
     text = EXAMPLE.read_text(encoding="utf-8")
     path = re.search(r"^\s+path: \./(\S+)", text, re.M).group(1)  # type: ignore[union-attr]
     assert f"koppel snelstart init --local {path} --sample" in text
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "wrong", "nearest"),
+    [
+        ("import_states: null", "import_states: [procesing]", "import_states[0]", "procesing", "processing"),
+        ("import_states: null", "import_states: [complete, Closed]", "import_states[1]", "Closed", "closed"),
+        (
+            "defer_states: [pending_payment, payment_review]",
+            "defer_states: [pending_payment, paymentreview]",
+            "defer_states[1]",
+            "paymentreview",
+            "payment_review",
+        ),
+    ],
+)
+def test_an_unknown_order_state_is_refused_naming_line_and_nearest_state(
+    tmp_path, old, new, key, wrong, nearest
+):
+    path = example_with(tmp_path, old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_client_config(path)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path} line {line_of(path, wrong)}: profiles[0].orders.{key}: {wrong!r} is not a Magento order state; "
+        f"did you mean {nearest}? (the states are new, pending_payment, payment_review, processing, complete, "
+        "closed, canceled, holded)"
+    ), message
+    # The command line treats it as every other configuration error: wrong use, exit 2.
+    assert main(["run", "--config", str(path)]) == 2
+
+
+def test_every_magento_order_state_is_accepted(tmp_path):
+    states = "[new, pending_payment, payment_review, processing, complete, closed, canceled, holded]"
+    path = example_with(tmp_path, "import_states: null", f"import_states: {states}")
+    profile = load_client_config(path).profiles[0]
+    assert profile.orders.import_states == states.strip("[]").split(", ")
+    assert profile.orders.defer_states == ["pending_payment", "payment_review"]
