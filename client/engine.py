@@ -580,10 +580,49 @@ def _retry_lists(importer: OrderImporter, agent: AgentClient, progress: Progress
         importer.handle(order, source)
 
 
+def _import_from_text(moment: dt.datetime | None) -> str:
+    """magento.import_from as the state remembers it: ISO UTC, "" for "from the first order"."""
+    return "" if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+def _feed_start(importer: OrderImporter) -> tuple[str | None, dt.datetime | None, str | None]:
+    """Where the feed is read from: (cursor, created_from, the import_from to remember with the next cursor).
+
+    The cursor remembers the magento.import_from it was started from. Moving that setting earlier reads the
+    orders from the new moment again: orders ignored before (another import_states) get their chance, and the
+    ledger skips the ones already imported. A later or equal setting changes nothing: those orders were read.
+    """
+    configured = importer.profile.magento.import_from
+    wanted = _import_from_text(configured)
+    cursor = importer.state.get_cursor(importer.name)
+    if cursor is None:
+        return None, configured, wanted
+    remembered = importer.state.get_cursor_start(importer.name)
+    if remembered is None:
+        # A cursor of a koppel that did not remember its start: from now on the setting as it is counts.
+        return cursor, None, wanted
+    if remembered == "" or wanted == remembered:
+        return cursor, None, None
+    if configured is not None and configured >= dt.datetime.fromisoformat(remembered):
+        return cursor, None, None
+    if configured is None:
+        moved = "magento.import_from was removed: the Magento orders are read again from the first one"
+    else:
+        moved = (
+            f"magento.import_from moved back to {_local_time(configured, importer.zone)}: the Magento orders "
+            "from then on are read again"
+        )
+    importer.log("info", f"{moved} (the ones already imported are skipped)", essential=True)
+    return None, configured, wanted
+
+
+def _local_time(moment: dt.datetime, zone: Any) -> str:
+    return (moment.astimezone(zone) if zone is not None else moment).strftime("%Y-%m-%d %H:%M")
+
+
 def _new_orders(importer: OrderImporter, agent: AgentClient, progress: Progress | None) -> None:
     profile, state = importer.profile, importer.state
-    cursor = state.get_cursor(importer.name)
-    created_from = profile.magento.import_from if cursor is None else None
+    cursor, created_from, started_from = _feed_start(importer)
     seen = 0
     while True:
         page = agent.orders(
@@ -597,7 +636,8 @@ def _new_orders(importer: OrderImporter, agent: AgentClient, progress: Progress 
         # Only now is every order of the page final (done, failed, deferred or ignored).
         cursor, created_from = page["next_cursor"], None
         if not importer.dry_run:
-            state.set_cursor(importer.name, cursor)
+            state.set_cursor(importer.name, cursor, started_from=started_from)
+            started_from = None
         if not page.get("has_more") or not page["orders"]:
             break
 

@@ -250,19 +250,34 @@ class StateStore:
         rows = self._query("SELECT cursor FROM cursors WHERE profile = ?", (profile,))
         return rows[0][0] if rows else None
 
-    def set_cursor(self, profile: str, cursor: str) -> None:
+    # The magento.import_from a cursor was started from: ISO UTC, "" for the first order; absent when unknown.
+    CURSOR_START_KEY = "cursor.import_from"
+
+    def get_cursor_start(self, profile: str) -> str | None:
+        return self.get_value(profile, self.CURSOR_START_KEY)
+
+    def set_cursor(self, profile: str, cursor: str, *, started_from: str | None = None) -> None:
+        """Store the cursor; with ``started_from``, also the import_from it was started from (one transaction)."""
         if not cursor:
             raise ValueError("an empty cursor cannot be stored")
         with self._tx() as conn:
+            now = _ts(self._now())
             conn.execute(
                 "INSERT INTO cursors (profile, cursor, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (profile) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                (profile, cursor, _ts(self._now())),
+                (profile, cursor, now),
             )
+            if started_from is not None:
+                conn.execute(
+                    "INSERT INTO kv (profile, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "(profile, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (profile, self.CURSOR_START_KEY, started_from, now),
+                )
 
     def reset_cursor(self, profile: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM cursors WHERE profile = ?", (profile,))
+            conn.execute("DELETE FROM kv WHERE profile = ? AND key = ?", (profile, self.CURSOR_START_KEY))
 
     # -- ledger ----------------------------------------------------------------------------------------
     _LEDGER_COLS = (

@@ -340,6 +340,89 @@ def test_import_from_and_store_filter(shop, products, client_config, local_admin
     assert "360000002" in kenmerken and "360000001" not in kenmerken and "360000003" not in kenmerken
 
 
+def test_moving_import_from_back_reads_the_orders_again_and_imports_none_twice(
+    shop, products, client_config, local_admin
+):
+    first_day = {"import_from": "2000-01-01 00:00"}
+    shop.order(
+        items=[ITEM],
+        number="361000001",
+        billing=guest("a@example.org"),
+        created_at=dt.datetime(2020, 5, 1, 12),
+        state="complete",
+    )
+    ignored = shop.order(
+        items=[ITEM],
+        number="361000002",
+        billing=guest("b@example.org"),
+        created_at=dt.datetime(2020, 6, 1, 12),
+        state="processing",
+    )
+    shop.order(items=[ITEM], number="361000003", billing=guest("c@example.org"), state="complete")
+    config = client_config(magento=first_day, orders={"import_states": ["complete"]})
+    first = run_import(config, "shop")
+    assert (first.imported, first.ignored) == (2, 1), first.failures
+    with state_of(config) as state:
+        assert state.get_cursor_start("shop") == "1999-12-31T23:00:00+00:00"  # 2000-01-01 00:00 in Amsterdam
+
+    # Now processing orders are wanted too, but the cursor is past the one ignored before: nothing happens,
+    # neither with the same import_from nor with a later one.
+    both = {"import_states": ["processing", "complete"]}
+    for magento in (first_day, {"import_from": "2020-05-15 00:00"}):
+        again = run_import(client_config(magento=magento, orders=both), "shop")
+        assert (again.imported, again.ignored, again.skipped) == (0, 0, 0)
+    assert not any("magento.import_from moved back" in m for m in essentials(config))
+
+    earlier = client_config(magento={"import_from": "1999-06-01 00:00"}, orders=both)
+    preview = run_import(earlier, "shop", dry_run=True)
+    assert (preview.imported, preview.skipped) == (1, 2)
+    with state_of(config) as state:
+        assert state.get_cursor_start("shop") == "1999-12-31T23:00:00+00:00"  # a dry run changes nothing
+
+    moved = run_import(earlier, "shop")
+    assert moved.ok, moved.error
+    assert (moved.imported, moved.skipped, moved.ignored, moved.failed) == (1, 2, 0, 0), moved.failures
+    assert [c.magento_number for c in moved.created] == ["361000002"]
+    assert snelstart_orders(local_admin) == {
+        "KASSA-2026-0002": 1,
+        "361000001": 1,
+        "361000002": 1,
+        "361000003": 1,
+    }
+    assert (
+        "magento.import_from moved back to 1999-06-01 00:00: the Magento orders from then on are read again "
+        "(the ones already imported are skipped)" in essentials(config)
+    )
+    with state_of(config) as state:
+        assert state.get_cursor_start("shop") == "1999-05-31T22:00:00+00:00"
+        assert state.ledger_get("shop", ignored).state == "done"
+    # The new start is remembered: the next run reads on from the cursor.
+    last = run_import(earlier, "shop")
+    assert (last.imported, last.skipped, last.ignored) == (0, 0, 0)
+    assert len(snelstart_orders(local_admin)) == 4
+
+
+def test_a_cursor_without_a_remembered_start_takes_import_from_as_it_is(
+    shop, products, client_config, local_admin
+):
+    shop.order(
+        items=[ITEM],
+        number="362000001",
+        billing=guest("a@example.org"),
+        created_at=dt.datetime(2020, 5, 1, 12),
+    )
+    config = client_config()
+    assert run_import(config, "shop").imported == 1
+    with state_of(config) as state:
+        state.set_value("shop", state.CURSOR_START_KEY, None)  # a state file of an older koppel
+    earlier = client_config(magento={"import_from": "1999-06-01 00:00"})
+    result = run_import(earlier, "shop")
+    assert (result.imported, result.skipped) == (0, 0)  # not read again: where the cursor began is unknown
+    with state_of(config) as state:
+        assert state.get_cursor_start("shop") == "1999-05-31T22:00:00+00:00"
+    assert snelstart_orders(local_admin)["362000001"] == 1
+
+
 def _prepare_and_create(config, local_admin, order_doc):
     from client.rules.salesorder import prepare_order
 
