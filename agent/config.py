@@ -17,6 +17,15 @@ SCOPES = ("orders:read", "stock:write", "diagnostics:read")
 Scope = Literal["orders:read", "stock:write", "diagnostics:read"]
 MIN_SECRET_LENGTH = 32
 KEY_ID_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+TABLE_PREFIX_PATTERN = r"^[A-Za-z0-9_]*$"
+TIME_ZONE_PATTERN = r"^([+-]\d{1,2}:\d{2}|SYSTEM|[A-Za-z][A-Za-z0-9_+/-]*)$"
+# Every pattern a field of agent.yml is held to, in the words a person editing the file understands
+# (tests/agent/test_config.py fails when a field gets a pattern that is not listed here).
+PATTERN_WORDS = {
+    f"^{KEY_ID_PATTERN}$": "use 1 to 64 letters A-Z, digits, '_', '.' or '-'",
+    TABLE_PREFIX_PATTERN: "may hold only letters A-Z, digits and '_'",
+    TIME_ZONE_PATTERN: "use an offset such as '+01:00', SYSTEM or a zone name such as 'Europe/Amsterdam'",
+}
 
 
 class ConfigError(ValueError):
@@ -45,13 +54,11 @@ class DatabaseConfig(_Section):
 
 class MagentoConfig(_Section):
     version: Literal["auto", 1, 2] = "auto"
-    table_prefix: str = Field("", pattern=r"^[A-Za-z0-9_]*$", max_length=64)
+    table_prefix: str = Field("", pattern=TABLE_PREFIX_PATTERN, max_length=64)
     stock: Literal["auto", "legacy", "msi"] = "auto"
     msi_source: str = Field("default", min_length=1, max_length=64)
     msi_mode: Literal["salable", "physical"] = "salable"
-    session_time_zone: str | None = Field(
-        None, pattern=r"^([+-]\d{1,2}:\d{2}|SYSTEM|[A-Za-z][A-Za-z0-9_+/-]*)$"
-    )
+    session_time_zone: str | None = Field(None, pattern=TIME_ZONE_PATTERN)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -179,19 +186,58 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
 
 
+def _shown(value: Any) -> str:
+    """A value from agent.yml as the person wrote it, cut short when long."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 50 else text[:45] + "…" + text[-1]
+
+
 def _explain(err: dict[str, Any]) -> str:
+    """One problem in plain words (pydantic's own text names classes and regular expressions)."""
     loc = _clean_loc(err["loc"])
-    kind = err["type"]
+    kind, ctx, got = err["type"], err.get("ctx") or {}, _shown(err.get("input"))
+    last = loc[-1] if loc else None
     if kind == "extra_forbidden":
         message = "unknown key"
     elif kind == "missing":
         message = "required key is missing"
-    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "table_prefix":
-        message = "may hold only letters, digits and underscores"
-    elif kind == "string_too_short" and loc and loc[-1] == "secret":
+    elif kind == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get(str(ctx.get("pattern")), "does not have the form this key needs")
+        message = f"{words} (got {got})"
+    elif kind == "string_too_short" and last == "secret":
         message = f"too short: a secret needs at least {MIN_SECRET_LENGTH} characters"
+    elif kind == "string_too_short":
+        message = "must not be empty"
+    elif kind == "string_too_long":
+        message = f"may be at most {ctx.get('max_length')} characters long (got {len(str(err['input']))})"
+    elif kind == "too_short" and last == "keys":
+        message = "give at least one key (`koppel-agent new-key` makes one)"
+    elif kind == "too_short" and last == "scopes":
+        message = f"give at least one scope (known: {', '.join(SCOPES)})"
     elif kind == "literal_error" and loc and loc[-2:-1] == ("scopes",):
         message = f"unknown scope {err['input']!r} (known: {', '.join(SCOPES)})"
+    elif kind == "literal_error":
+        message = f"must be {ctx.get('expected')} (got {got})"
+    elif kind in ("model_type", "dict_type"):
+        message = f"must be a mapping: indented 'key: value' lines under it (got {got})"
+    elif kind == "list_type":
+        message = f"must be a list: one '- ' line per entry, or [a, b] (got {got})"
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        message = f"must be a whole number (got {got})"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {ctx.get('ge')} (got {got})"
+    elif kind == "less_than_equal":
+        message = f"must be at most {ctx.get('le')} (got {got})"
+    elif kind in ("string_type", "path_type"):
+        message = f"must be text (got {got})"
     else:
         message = str(err["msg"]).removeprefix("Value error, ")
     return f"{_dotted(loc)}: {message}"

@@ -300,3 +300,84 @@ def test_msi_on_magento_1_is_reported_beside_other_mistakes(tmp_path: Path) -> N
     message = refuse(data, tmp_path)
     assert "magento.stock: stock msi exists only in Magento 2" in message
     assert "magento.table_prefix" in message
+
+
+# --- plain words instead of pydantic's (class names, regular expressions) ---------------------------------
+
+
+def _magento(d: dict[str, Any]) -> dict[str, Any]:
+    return d.setdefault("magento", {})
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["keys"][0].update(id="sleütel"),
+            "keys[0].id: use 1 to 64 letters A-Z, digits, '_', '.' or '-' (got 'sleütel')",
+        ),
+        (
+            lambda d: d["keys"][0].update(id="k" * 65),
+            "keys[0].id: use 1 to 64 letters A-Z, digits, '_', '.' or '-' (got 'kkkkk",
+        ),
+        (
+            lambda d: _magento(d).update(table_prefix="mg-"),
+            "magento.table_prefix: may hold only letters A-Z, digits and '_' (got 'mg-')",
+        ),
+        (
+            lambda d: _magento(d).update(session_time_zone="+1"),
+            "magento.session_time_zone: use an offset such as '+01:00', SYSTEM or a zone name such as "
+            "'Europe/Amsterdam' (got '+1')",
+        ),
+        (
+            lambda d: d.update(keys=[]),
+            "keys: give at least one key (`koppel-agent new-key` makes one)",
+        ),
+        (
+            lambda d: d["keys"][0].update(scopes=[]),
+            "keys[0].scopes: give at least one scope (known: orders:read, stock:write, diagnostics:read)",
+        ),
+        (
+            lambda d: d.update(database="magento"),
+            "database: must be a mapping: indented 'key: value' lines under it (got 'magento')",
+        ),
+        (lambda d: d.update(keys="office"), "keys: must be a list: one '- ' line per entry, or [a, b]"),
+        (lambda d: d["database"].update(name=""), "database.name: must not be empty"),
+        (lambda d: d["database"].update(port="abc"), "database.port: must be a whole number (got 'abc')"),
+        (lambda d: d["database"].update(port=70000), "database.port: must be at most 65535 (got 70000)"),
+        (lambda d: d.update(state_dir=5), "state_dir: must be text (got 5)"),
+        (
+            lambda d: _magento(d).update(stock="both"),
+            "magento.stock: must be 'auto', 'legacy' or 'msi' (got 'both')",
+        ),
+    ],
+)
+def test_mistakes_are_said_in_plain_words(change: Any, expected: str, tmp_path: Path) -> None:
+    data = base()
+    change(data)
+    message = refuse(data, tmp_path)
+    assert expected in message, message
+    for library_text in ("should match pattern", "Input should", "instance of", "<class", "after validation"):
+        assert library_text not in message, message
+
+
+def test_every_pattern_of_agent_yml_has_plain_words() -> None:
+    from pydantic import BaseModel
+
+    from agent import config
+
+    def patterns(model: type[BaseModel]) -> set[str]:
+        found = set()
+        for field in model.model_fields.values():
+            for meta in field.metadata:
+                if getattr(meta, "pattern", None):
+                    found.add(meta.pattern)
+            for arg in getattr(field.annotation, "__args__", ()):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    found |= patterns(arg)
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                found |= patterns(field.annotation)
+        return found
+
+    found = patterns(config.AgentConfig)
+    assert len(found) == 3 and found <= set(config.PATTERN_WORDS), found - set(config.PATTERN_WORDS)
