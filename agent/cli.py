@@ -92,6 +92,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         AgentState(cfg.state_dir)
     except OSError as exc:
         raise SystemExit(f"koppel-agent: state_dir {cfg.state_dir}: {exc.strerror}") from None
+    bind_problem = address_problem(args.bind)
+    if bind_problem:
+        raise SystemExit(f"koppel-agent: --bind {args.bind}: {bind_problem}")
+    problem = database_problem(cfg)
+    if problem:
+        print(
+            f"koppel-agent: warning: {problem}; starting anyway, signed calls are answered with 503 until "
+            "the database can be used",
+            file=sys.stderr,
+            flush=True,
+        )
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     options = {
         "bind": args.bind,
@@ -116,6 +127,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     AgentServer().run()
     return 0
+
+
+def address_problem(bind: str) -> str | None:
+    """Why gunicorn could not listen on HOST:PORT, said once (gunicorn itself retries for five seconds and
+    logs ten lines of 'Connection in use'); None when it can, or for unix:/fd:// binds."""
+    import errno
+    import socket
+
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return f"this machine does not know the host name {host!r}"
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "another program listens there already (a koppel-agent still running?); stop it or choose another port"
+        if exc.errno == errno.EACCES:
+            return f"port {port} may only be used by root; choose a port above 1023 and let nginx or Apache forward to it"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"{host} is not an address of this machine"
+        return exc.strerror or str(exc)
+    return None
+
+
+def database_problem(cfg: AgentConfig) -> str | None:
+    """Why the agent cannot use the Magento database right now (connect, find Magento); None when it can."""
+    import pymysql
+
+    from agent import db
+
+    try:
+        conn = db.connect(cfg)
+    except db.DatabaseUnavailable as exc:
+        return str(exc)
+    try:
+        db.detect(conn, cfg)
+    except db.MagentoNotFound as exc:
+        return str(exc)
+    except pymysql.err.MySQLError as exc:
+        return f"database {cfg.database.name!r}: {mysql_text(exc)}"
+    finally:
+        conn.close()
+    return None
+
+
+def mysql_text(exc: BaseException) -> str:
+    """A PyMySQL error as a sentence (its str() is a tuple: ``(1142, "SELECT command denied ...")``)."""
+    if len(exc.args) > 1 and isinstance(exc.args[0], int):
+        return f"{exc.args[1]} (MySQL error {exc.args[0]})"
+    return str(exc) or type(exc).__name__
 
 
 # --- check -------------------------------------------------------------------------------------------
@@ -242,7 +311,7 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         ):
             _check_msi_source(conn, magento, say, fail)
     except pymysql.err.MySQLError as exc:
-        fail(f"database: {exc}")
+        fail(f"database: {mysql_text(exc)}")
     finally:
         conn.close()
     say("check passed" if not problems else f"check failed: {problems} problem(s)")
@@ -284,7 +353,7 @@ def _scope(value: str) -> str:
 def _key_id(value: str) -> str:
     if not re.fullmatch(KEY_ID_PATTERN, value):
         raise argparse.ArgumentTypeError(
-            f"{value!r}: a key id holds only letters, digits, '.', '_' and '-' (1 to 64 of them)"
+            f"{value!r}: a key id holds only letters A-Z, digits, '_', '.' and '-' (1 to 64 of them)"
         )
     return value
 

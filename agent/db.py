@@ -22,7 +22,16 @@ _UNREACHABLE = {1040, 1045, 1049, 1129, 1130, 1203, 2002, 2003, 2005, 2006, 2013
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached (down, refusing, wrong credentials); worth retrying later."""
+    """The database cannot be used (down, refusing, wrong credentials).
+
+    ``str()`` is the whole story for the agent's log and `koppel-agent check` (address, the server's own
+    words). ``setup_problem`` is set when agent.yml or the grants are at fault rather than an outage: a
+    sentence for a signed caller that names the cause and the key to fix, without the address or the
+    server's text (which names the host the agent connects from)."""
+
+    def __init__(self, message: str, setup_problem: str | None = None) -> None:
+        super().__init__(message)
+        self.setup_problem = setup_problem
 
 
 class MagentoNotFound(Exception):
@@ -113,15 +122,53 @@ def connect(cfg: AgentConfig, *, version: int | None = None) -> pymysql.connecti
             ssl_disabled=bool(db.unix_socket) or db.host in ("127.0.0.1", "localhost", "::1"),
         )
     except (pymysql.err.MySQLError, OSError) as exc:
-        raise DatabaseUnavailable(_describe(exc, cfg)) from exc
+        raise _unavailable(exc, cfg) from exc
     try:
         set_time_zone(conn, session_time_zone(cfg, version))
     except pymysql.err.MySQLError as exc:
         conn.close()
         if is_unreachable(exc):
-            raise DatabaseUnavailable(_describe(exc, cfg)) from exc
+            raise _unavailable(exc, cfg) from exc
         raise
     return conn
+
+
+README_GRANTS = "README, MySQL privileges for the agent"
+
+
+def setup_problem(exc: BaseException, cfg: AgentConfig) -> tuple[str, str] | None:
+    """(what is wrong, what to do) when a failed connect is agent.yml's or the grants' fault, not an outage.
+
+    Worded for a holder of a valid key: it names database.user and database.name, which that person sets up
+    (and may read in agent.yml anyway), but never the password, the address or the host the server saw."""
+    db = cfg.database
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code == 1045:
+        return (
+            f"the Magento database refused the login of user {db.user!r} (access denied)",
+            "check database.user and database.password in agent.yml",
+        )
+    if code == 1049:
+        return (f"the Magento database {db.name!r} does not exist", "check database.name in agent.yml")
+    if code == 1044:
+        return (
+            f"user {db.user!r} may not use the Magento database {db.name!r}",
+            f"grant it the agent's privileges on that database ({README_GRANTS})",
+        )
+    if code == 1130:
+        return (
+            f"the database server does not let user {db.user!r} log in from the agent's machine",
+            f"create the user for the host the agent connects from ({README_GRANTS})",
+        )
+    return None
+
+
+def _unavailable(exc: BaseException, cfg: AgentConfig) -> DatabaseUnavailable:
+    problem = setup_problem(exc, cfg)
+    if problem is None:
+        return DatabaseUnavailable(_describe(exc, cfg))
+    cause, fix = problem
+    return DatabaseUnavailable(f"{_describe(exc, cfg)}; {fix}", f"{cause}; {fix}")
 
 
 def _describe(exc: BaseException, cfg: AgentConfig) -> str:

@@ -76,13 +76,14 @@ def get_state() -> AgentState:
     return _ctx().state
 
 
-def database_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "database_unavailable",
-        "the Magento database cannot be reached right now; try again later",
-        {"Retry-After": RETRY_AFTER_SECONDS},
-    )
+OUTAGE_MESSAGE = "the Magento database cannot be reached right now; try again later"
+
+
+def database_unavailable(exc: DatabaseUnavailable | None = None) -> ApiError:
+    """The 503 of AGENT-API.md. When agent.yml or the grants are at fault (a wrong password, an unknown
+    database) the message says so, as waiting will not help; an outage gets the plain sentence."""
+    message = exc.setup_problem if exc is not None and exc.setup_problem else OUTAGE_MESSAGE
+    return ApiError(503, "database_unavailable", message, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def get_db() -> pymysql.connections.Connection:
@@ -97,7 +98,7 @@ def get_db() -> pymysql.connections.Connection:
         conn = connect(ctx.cfg, version=known.version if known else None)
     except DatabaseUnavailable as exc:
         log.warning("%s", exc)
-        raise database_unavailable() from exc
+        raise database_unavailable(exc) from exc
     g.koppel_db = conn
     if known is not None and time.monotonic() - detected_at < REDETECT_SECONDS:
         g.koppel_magento = known

@@ -107,6 +107,62 @@ def test_health_unavailable_when_the_database_is_not_there(mariadb: MariaDB, tmp
     assert (r.status_code, r.get_json()) == (503, {"status": "unavailable"})
 
 
+def _signed_503(data: dict, tmp_path: Path) -> tuple[dict, object]:
+    """(the error of a signed GET /v1/orders, the unsigned health answer) of an agent configured by ``data``."""
+    app = create_app(config_from_dict(data, tmp_path))
+    r = SigningClient(app.test_client()).get("/v1/orders")
+    error = assert_json_error(r, 503, "database_unavailable")
+    assert r.headers["Retry-After"] == "30"
+    return error, app.test_client().get("/v1/health")
+
+
+def test_a_wrong_database_password_is_named_to_signed_callers_only(
+    mariadb: MariaDB, magento2: str, tmp_path: Path, restricted: tuple[str, str, str]
+) -> None:
+    user, password, _ = restricted
+    wrong = password + "-wrong"
+    data = config_dict(mariadb, magento2, tmp_path / "state", database={"user": user, "password": wrong})
+    error, health = _signed_503(data, tmp_path)
+    assert error["message"] == (
+        f"the Magento database refused the login of user {user!r} (access denied); check database.user "
+        "and database.password in agent.yml"
+    )
+    # Nothing a key holder has no business knowing: the password, the address, the server's own words.
+    for secret in (wrong, mariadb.host, str(mariadb.port), "@", "1045", "try again"):
+        assert secret not in error["message"], secret
+    # Health is unauthenticated: it says no more than before.
+    assert (health.status_code, health.get_json()) == (503, {"status": "unavailable"})
+
+
+def test_an_unknown_database_name_is_named(mariadb: MariaDB, tmp_path: Path) -> None:
+    data = config_dict(mariadb, "koppel_no_such_database", tmp_path / "state")
+    error, health = _signed_503(data, tmp_path)
+    assert error["message"] == (
+        "the Magento database 'koppel_no_such_database' does not exist; check database.name in agent.yml"
+    )
+    assert health.get_json() == {"status": "unavailable"}
+
+
+def test_a_user_without_grants_on_the_database_is_named(
+    mariadb: MariaDB, magento2: str, tmp_path: Path, restricted: tuple[str, str, str]
+) -> None:
+    user, password, _ = restricted
+    data = config_dict(mariadb, magento2, tmp_path / "state", database={"user": user, "password": password})
+    error, _ = _signed_503(data, tmp_path)
+    assert error["message"] == (
+        f"user {user!r} may not use the Magento database {magento2!r}; grant it the agent's privileges on "
+        "that database (README, MySQL privileges for the agent)"
+    )
+
+
+def test_an_unreachable_database_is_an_outage_to_wait_for(mariadb: MariaDB, tmp_path: Path) -> None:
+    data = config_dict(
+        mariadb, "m", tmp_path / "state", database={"port": closed_port(), "connect_timeout": 2}
+    )
+    error, _ = _signed_503(data, tmp_path)
+    assert error["message"] == "the Magento database cannot be reached right now; try again later"
+
+
 def test_unknown_path_and_method_are_json(app: Flask) -> None:
     assert_json_error(app.test_client().get("/v1/nothing-here"), 404, "not_found")
     assert_json_error(app.test_client().get("/"), 404, "not_found")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ def config_file(mariadb: MariaDB, magento2: str, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(config_file: Path, tmp_path: Path) -> Iterator[str]:
+    with serve(config_file, tmp_path) as base:
+        yield base
+
+
+@contextmanager
+def serve(config_file: Path, tmp_path: Path) -> Iterator[str]:
+    """`koppel-agent serve` on a free port until the caller is done; its output is in tmp_path/gunicorn.log."""
     port = free_port()
     log = (tmp_path / "gunicorn.log").open("w")
     proc = subprocess.Popen(
@@ -117,6 +125,60 @@ def test_serve_with_a_bad_config_stops_naming_the_key(tmp_path: Path, mariadb: M
     result = run_cli("serve", "--config", str(write_config(tmp_path / "agent.yml", data)))
     assert result.returncode != 0
     assert "magento.table_prefix" in result.stderr
+
+
+def test_serve_warns_once_about_a_database_it_cannot_use_and_starts_anyway(
+    mariadb: MariaDB, magento2: str, tmp_path: Path, restricted: tuple[str, str, str]
+) -> None:
+    user, password, _ = restricted
+    data = config_dict(
+        mariadb, magento2, tmp_path / "state", database={"user": user, "password": password + "-wrong"}
+    )
+    with serve(write_config(tmp_path / "agent.yml", data), tmp_path) as base:
+        r = requests.get(base + "/v1/health", timeout=10)
+        assert (r.status_code, r.json()) == (503, {"status": "unavailable"})
+        r = signed_get(base, "/v1/orders")
+        assert r.status_code == 503 and "refused the login of user" in r.json()["error"]["message"]
+    output = (tmp_path / "gunicorn.log").read_text()
+    warnings = [line for line in output.splitlines() if line.startswith("koppel-agent: warning:")]
+    assert len(warnings) == 1, output
+    assert f"as {user!r}: Access denied for user {user!r}" in warnings[0]
+    assert warnings[0].endswith(
+        "check database.user and database.password in agent.yml; starting anyway, signed calls are answered "
+        "with 503 until the database can be used"
+    )
+    assert password not in output
+
+
+def test_serve_says_nothing_about_a_database_it_can_use(config_file: Path, tmp_path: Path) -> None:
+    with serve(config_file, tmp_path) as base:
+        assert requests.get(base + "/v1/health", timeout=10).status_code == 200
+    assert "warning" not in (tmp_path / "gunicorn.log").read_text().lower()
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(config_file: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        started = time.monotonic()
+        result = run_cli("serve", "--config", str(config_file), "--bind", bind)
+    assert result.returncode == 1 and time.monotonic() - started < 5  # gunicorn alone retries for 5 s
+    assert result.stderr == (
+        f"koppel-agent: --bind {bind}: another program listens there already (a koppel-agent still "
+        "running?); stop it or choose another port\n"
+    )
+
+
+def test_check_names_a_wrong_password_and_the_keys_to_fix(
+    mariadb: MariaDB, magento2: str, tmp_path: Path, restricted: tuple[str, str, str]
+) -> None:
+    user, password, _ = restricted
+    data = config_dict(mariadb, magento2, tmp_path / "state", database={"user": user, "password": "nope"})
+    result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  database:"))
+    assert "Access denied" in line and line.endswith("check database.user and database.password in agent.yml")
 
 
 def test_check_passes_on_a_good_installation(config_file: Path) -> None:
