@@ -336,7 +336,8 @@ class OrdersSettings(_Strict):
 class ArticlesSettings(_Strict):
     code_field: str = "artikelcode"
     # The omzetgroep (number or name) of new articles, or one per VAT rate: {21: 1, 9: 2, 0: 3}. An order to
-    # the Netherlands places a new article by Magento's rate; one abroad (0 % or an OSS rate) by this setting.
+    # the Netherlands, or abroad at a Dutch rate above 0 %, places a new article by Magento's rate; one abroad at
+    # 0 % or a foreign (OSS) rate by this setting.
     revenue_group: int | str | dict[Decimal, int | str] | None = None
     processing: Literal["add", "add_and_update", "manual"] = "add"
 

@@ -19,9 +19,12 @@ from client.snelstart.vat import HOME_COUNTRY
 PLACEHOLDER_PREFIX = "(new article) "
 # The btw-soorten whose rate the administration's btw tarieven fix; "Overig" has no rate of its own.
 RATED_SOORTEN = ("Hoog", "Laag", "Geen")
+# The btw-soorten whose rates are the administration's Dutch VAT rates above 0 %.
+DUTCH_SOORTEN = ("Hoog", "Laag")
 # HOME_COUNTRY, the administration's country: an omzetgroep carries its (Dutch) rates. Orders delivered elsewhere
-# are charged 0 % (intra-EU reverse charge, export) or the customer's country's rate (OSS); SnelStart takes its
-# treatment from the relatie and the delivery address, not from the article (client.snelstart.vat).
+# are charged 0 % (intra-EU reverse charge, export), the Dutch rate (a small shop without OSS charges its EU
+# consumers Dutch VAT) or the customer's country's rate (OSS); SnelStart takes its treatment from the relatie and
+# the delivery address, not from the article (client.snelstart.vat).
 
 
 def percent(rate: Decimal | None) -> str:
@@ -46,7 +49,9 @@ class ArticleResolver:
     dry_run: bool = False
     actions: list[str] = field(default_factory=list)
     journal: Journal = ignore  # told of every article created, as it is created
-    country: str = HOME_COUNTRY  # where the order goes: Magento's rates are Dutch rates only at home
+    country: str = (
+        HOME_COUNTRY  # where the order goes: abroad only a Dutch rate of Magento's is the article's
+    )
     warnings: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     _by_sku: dict[str, Artikel] = field(default_factory=dict)
@@ -57,6 +62,13 @@ class ArticleResolver:
     def domestic(self) -> bool:
         """Whether the order goes to the administration's country, so that Magento charged Dutch rates."""
         return self.country == HOME_COUNTRY
+
+    def dutch_rate(self, rate: Decimal | None) -> bool:
+        """Whether ``rate`` is above 0 % and one of the administration's Dutch rates (btw-tarief hoog or laag)."""
+        if not rate:
+            return False
+        rates = {g.btw_percentage for g in self.omzetgroepen() if g.btw_soort in DUTCH_SOORTEN}
+        return rate in (rates - {None} or {self.hoog_rate()})
 
     # -- lookups ----------------------------------------------------------------------------------------------
 
@@ -173,17 +185,27 @@ class ArticleResolver:
         SnelStart takes the VAT of an order line from the article's omzetgroep, which carries the Dutch rate.
         On a domestic order Magento's rate is that rate, so the group must carry it: ``articles.revenue_group``
         when it does (or the rate is not known), else the one omzetgroep of btw-soort hoog, laag or geen at that
-        rate; a mapping {VAT %: omzetgroep} chooses per rate instead. On an order delivered abroad see
-        ``_abroad``."""
+        rate; a mapping {VAT %: omzetgroep} chooses per rate instead. On an order delivered abroad the same holds
+        when Magento charged one of the administration's Dutch rates above 0 % (a small shop without OSS charges
+        its EU consumers Dutch VAT: 9 % to Germany is the laag rate); at 0 % or another rate see ``_abroad``."""
         return self._placement(rate, what)[0]
 
     def _placement(self, rate: Decimal | None, what: str) -> tuple[Omzetgroep, str | None]:
-        """``revenue_group`` and, for an order abroad, why the group is not chosen by Magento's rate."""
+        """``revenue_group`` and, for an order abroad, how Magento's rate was taken (or why it was not)."""
         wanted = self.articles.revenue_group
         if wanted is None:
             raise OrderFailure(f"{what} is needed, but articles.revenue_group is not set")
-        if not self.domestic:
+        if self.domestic:
+            return self._by_rate(wanted, rate, what), None
+        if not self.dutch_rate(rate):
             return self._abroad(wanted, rate, what)
+        note = f"the order goes to {self.country} at {percent(rate)}, a Dutch rate"
+        return self._by_rate(wanted, rate, what), note
+
+    def _by_rate(
+        self, wanted: int | str | dict[Decimal, int | str], rate: Decimal | None, what: str
+    ) -> Omzetgroep:
+        """The omzetgroep of a new article by Magento's ``rate`` (None: not known), taken as a Dutch rate."""
         if isinstance(wanted, dict):
             if rate is None:
                 raise OrderFailure(
@@ -193,13 +215,13 @@ class ArticleResolver:
                 )
             found = self._mapped(wanted, rate)
             if found is not None:
-                return found[0], None
+                return found[0]
             configured = None
         else:
             configured = self.named_group(wanted)
             if rate is None or configured.btw_percentage == rate:
-                return configured, None
-        return self._group_at(rate, configured, what), None
+                return configured
+        return self._group_at(rate, configured, what)
 
     def _mapped(self, wanted: dict[Decimal, int | str], rate: Decimal) -> tuple[Omzetgroep, str] | None:
         """The omzetgroep a mapping names for ``rate``, with the entry as the user wrote it; None: no entry."""
@@ -214,10 +236,10 @@ class ArticleResolver:
     ) -> tuple[Omzetgroep, str]:
         """The omzetgroep of a new article first sold on an order delivered outside the Netherlands, and why.
 
-        Magento's rate there is 0 % (reverse charge, export) or the customer's country's (OSS), which tells
-        nothing of the article's Dutch rate: the article goes to ``articles.revenue_group``. A mapping gives the
-        entry of a line rate above 0 % it names (the shop charged Dutch VAT, as below the OSS threshold), else
-        its entry for the hoog rate, else the one omzetgroep of btw-soort hoog."""
+        Only for a rate that is not a Dutch one above 0 % (those are placed as at home, ``_placement``): 0 %
+        (reverse charge, export) or the customer's country's rate (OSS), which tells nothing of the article's
+        Dutch rate, so the article goes to ``articles.revenue_group``. A mapping gives the entry of a line rate
+        above 0 % it names, else its entry for the hoog rate, else the one omzetgroep of btw-soort hoog."""
         if rate is None:
             why = f"the order goes to {self.country}, and Magento gives no VAT rate for the line"
         else:

@@ -98,6 +98,11 @@ class _Builder:
         """Magento charged Dutch VAT (delivered in NL) and SnelStart books the omzetgroepen's Dutch rates."""
         return self.articles.domestic and self.vat.dutch_rates
 
+    def dutch_line(self, rate: Decimal) -> bool:
+        """Magento charged a Dutch rate on the line (delivered in NL, or abroad at a Dutch rate above 0 %: no
+        OSS) and SnelStart books the omzetgroep's Dutch rate (self.vat, from the relatie and the afleveradres)."""
+        return self.vat.dutch_rates and (self.articles.domestic or self.articles.dutch_rate(rate))
+
     def booked_rate(self, artikel: Artikel) -> Decimal | None:
         """The VAT % SnelStart books on a line of this article in this order, when known."""
         dutch = self.articles.vat_rate(artikel)
@@ -115,12 +120,13 @@ class _Builder:
         """One order line; ``rate`` is the VAT % Magento charged on it (None: not known or not applicable)."""
         known = self.booked_rate(artikel)
         amount = line_amount(aantal, prijs, korting)
-        # Abroad Magento charges 0 % (reverse charge, export) or the customer's country's rate (OSS), where the
-        # omzetgroep carries the Dutch rate: the country explains a difference, not the article. Only when
-        # Magento charged Dutch VAT (delivered in NL) and SnelStart books the omzetgroep's Dutch rate (self.vat,
-        # from the relatie and the afleveradres) does a difference point at the article; any other difference
-        # shows in the total (_balance), with SnelStart's reason.
-        if known is not None and rate is not None and known != rate and self.dutch_both:
+        # Abroad Magento charges 0 % (reverse charge, export), the Dutch rate (a shop without OSS) or the
+        # customer's country's rate (OSS), where the omzetgroep carries the Dutch rate: at 0 % or a foreign rate
+        # the country explains a difference, not the article. Only when Magento charged Dutch VAT (delivered in
+        # NL, or abroad at one of the administration's Dutch rates above 0 %) and SnelStart books the omzetgroep's
+        # Dutch rate does a difference point at the article; any other difference shows in the total (_balance),
+        # with SnelStart's reason.
+        if known is not None and rate is not None and known != rate and self.dutch_line(rate):
             self._rate_differs(artikel, known, rate, amount)
         rate = known if known is not None else (rate if rate is not None else ZERO)
         text = fit(

@@ -194,3 +194,16 @@ def test_inactive_cost_article_is_refused(backend):
         match="orders.shipping_costs: article VERZEND does not exist in SnelStart \\(or is inactive\\)",
     ):
         r.by_code("VERZEND", "orders.shipping_costs")
+
+
+@pytest.mark.parametrize(
+    ("rate", "soort"),
+    [("9", "Laag"), ("21", "Hoog"), ("19", "Hoog"), ("0", "Hoog"), (None, "Hoog")],
+)
+def test_abroad_only_a_dutch_rate_above_zero_places_a_new_article_by_rate(backend, rate, soort):
+    r = resolver(backend)
+    r.country = "DE"
+    charged = None if rate is None else Decimal(rate)
+    assert r.dutch_rate(charged) is (soort == "Laag" or rate == "21")
+    artikel = r.for_sku("NIEUW-DE", "Nieuw in Duitsland", Decimal("8.49"), charged)
+    assert r.group_of(artikel).btw_soort == soort  # type: ignore[union-attr]

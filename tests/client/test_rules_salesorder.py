@@ -639,13 +639,13 @@ def test_the_delivery_country_decides_and_a_virtual_order_is_billed(tmp_path, ba
 
 
 def test_revenue_group_mapping_on_an_order_abroad(tmp_path, backend):
-    # A rate above 0 % that the mapping names is Dutch VAT (a shop below the OSS threshold charges 9 % in BE).
+    # A Dutch rate above 0 % is Dutch VAT (a shop below the OSS threshold charges 9 % in DE): as at home.
     mapping = {"revenue_group": {21: 1, 9: 2, 0: 3}}
     dutch_vat = abroad("German consumer, OSS", [gen.item("NIEUW-9", 1, rate=D("9"))], shipping_rate=D("9"))
     prepared = build(tmp_path, backend, dutch_vat, articles=mapping)
     assert group_of(backend, "NIEUW-9") == 2
-    assert "create article NIEUW-9 'NIEUW-9' in omzetgroep 2 (9 %) (the order goes to DE: " \
-        "articles.revenue_group {9: 2})" in prepared.actions  # fmt: skip
+    assert "create article NIEUW-9 'NIEUW-9' in omzetgroep 2 (9 %) (the order goes to DE at 9 %, a Dutch " \
+        "rate)" in prepared.actions  # fmt: skip
     # Without an entry for the hoog rate: the one omzetgroep of btw-soort hoog.
     no_hoog = {"revenue_group": {9: 2, 0: 3}}
     reverse = abroad(
@@ -676,6 +676,57 @@ def test_revenue_group_mapping_on_an_order_abroad(tmp_path, backend):
     # A mapping with the hoog entry chooses among them.
     build(tmp_path, backend, other, articles={"revenue_group": {21: "Omzet hoog diensten"}})
     assert group_of(backend, "NIEUW-CH") == 4
+
+
+@pytest.mark.parametrize("revenue_group", [1, {21: 1, 9: 2, 0: 3}], ids=["one omzetgroep", "mapping"])
+@pytest.mark.parametrize(
+    ("who", "rate", "group", "note"),
+    [
+        ("German consumer, OSS", D("9"), 2, "the order goes to DE at 9 %, a Dutch rate"),
+        ("German consumer, OSS", D("21"), 1, "the order goes to DE at 21 %, a Dutch rate"),
+        (
+            "German consumer, OSS",
+            D("19"),
+            1,
+            "the order goes to DE, so Magento's 19 % is not the article's Dutch",
+        ),
+        (
+            "German consumer, OSS",
+            D("7"),
+            1,
+            "the order goes to DE, so Magento's 7 % is not the article's Dutch",
+        ),
+        ("Belgian business, reverse charge", D("0"), 1, "the order goes to BE, so Magento's 0 % is not the"),
+    ],
+    ids=["DE at 9 %", "DE at 21 %", "DE at 19 %", "DE at 7 %", "BE business at 0 %"],
+)
+def test_a_new_article_first_sold_abroad_at_a_dutch_rate_goes_to_that_rates_group(
+    tmp_path, backend, who, rate, group, note, revenue_group
+):
+    # Before: 9 % to a German consumer (Dutch VAT, no OSS) put the coffee in the default 21 % group, and every
+    # later Dutch order of it warned that SnelStart books more VAT than Magento.
+    order = abroad(who, [gen.item("NIEUW-KOFFIE", 1, price=D("8.49"), rate=rate)], shipping_rate=rate)
+    prepared = build(tmp_path, backend, order, articles={"revenue_group": revenue_group})
+    assert group_of(backend, "NIEUW-KOFFIE") == group
+    (action,) = [a for a in prepared.actions if a.startswith("create article NIEUW-KOFFIE")]
+    assert action.startswith(f"create article NIEUW-KOFFIE 'NIEUW-KOFFIE' in omzetgroep {group} ("), action
+    assert f"({note}" in action, action
+    assert [w for w in prepared.warnings if "NIEUW-KOFFIE" in w] == []
+    # The next Dutch order of it at Magento's rate: SnelStart books the same VAT, so no warning.
+    if rate == D("9"):
+        home = gen.order([gen.item("NIEUW-KOFFIE", 3, price=D("8.49"), rate=D("9"))], entity_id=2)
+        assert build(tmp_path, backend, home, articles={"revenue_group": revenue_group}).warnings == []
+
+
+def test_an_existing_article_sold_abroad_at_another_dutch_rate_is_warned_about(tmp_path, backend):
+    # Magento charged the German consumer Dutch VAT (no OSS) at 9 % on MOK-WIT, which is in the 21 % group, and
+    # SnelStart books a private customer in the EU at the Dutch rates: the article is what differs, as at home.
+    order = abroad("German consumer, OSS", [gen.item("MOK-WIT", 2, rate=D("9"))], shipping_rate=D("21"))
+    prepared = build(tmp_path, backend, order)
+    (warning,) = prepared.warnings
+    assert warning.startswith(
+        "article MOK-WIT is in omzetgroep 1 'Omzet hoog' at 21 % VAT, but Magento charged 9 % on this line"
+    ), warning
 
 
 # -- SnelStart's own VAT treatment of the order (relatie and delivery country) foreseen by the rules ---------------
