@@ -21,6 +21,8 @@ from agent.protocol import canonical_query, signed_headers
 
 DEFAULT_TIMEOUT = 60.0
 RETRY_STATUSES = frozenset({502, 503, 504})
+# The agent's error codes that mean agent.yml does not fit the shop's database: waiting does not help.
+SETUP_CODES = frozenset({"magento_not_found"})
 
 Params = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
@@ -139,7 +141,11 @@ class AgentClient:
                 )
                 error.__cause__ = exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                if (
+                    response.status_code not in RETRY_STATUSES
+                    or attempt >= self.retries
+                    or _setting_error(response)
+                ):
                     return self._answer(response, method, path)
                 error = None
             if attempt >= self.retries and error is not None:
@@ -220,8 +226,21 @@ class AgentClient:
                 f"the agent's database user may not read or write what {where} needs (HTTP {status}{said}); "
                 "give it the grants of README's 'MySQL privileges for the agent' (koppel-agent check lists them)"
             )
+        elif code in SETUP_CODES:
+            # agent.yml does not fit the database (a wrong table prefix, say): no point in waiting.
+            text = (
+                f"the agent could not answer {where} (HTTP {status}{said}); correct agent.yml on the agent's "
+                "server and restart the agent (koppel-agent check shows what it finds)"
+            )
+        elif code == "database_unavailable":
+            # An outage or a wrong database login (the agent may name which, or not): its own check tells.
+            text = (
+                f"the agent could not answer {where} (HTTP {status}{said}); if this lasts, koppel-agent check "
+                "on the agent's server shows why (a wrong database password, for one)"
+            )
         elif status >= 500:
-            text = f"the agent could not answer {where} (HTTP {status}{said}); try again later"
+            again = "" if _says_try_again(message) else "; try again later"
+            text = f"the agent could not answer {where} (HTTP {status}{said}){again}"
         else:
             text = f"the agent refused {where} (HTTP {status}{said})"
         return AgentError(text, status=status, transient=status >= 500, code=code)
@@ -267,6 +286,23 @@ class AgentClient:
         if 200 <= status < 300 and isinstance(data, dict):
             return data
         raise self._error(status, data, "GET", path)
+
+
+def _says_try_again(message: str | None) -> bool:
+    return (message or "").rstrip(" .").lower().endswith(("try again later", "try again"))
+
+
+def _setting_error(response: requests.Response) -> bool:
+    """True when the agent's JSON error names a wrong setting rather than an outage: not worth a retry."""
+    try:
+        data = response.json()
+    except ValueError:
+        return False
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return False
+    # database_unavailable may be an outage (retried) or a refused login: the code does not tell.
+    return error.get("code") in SETUP_CODES
 
 
 def _connection_reason(exc: requests.ConnectionError) -> str:

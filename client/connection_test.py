@@ -149,6 +149,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
         checks.append(_skew_check(skew))
         return checks + _not_checked(["Magento"], "no signed call was possible"), ShopPrices(None)
     diagnostics: dict[str, Any] | None = None
+    failure: Check | None = None  # the Magento check, when the agent could not answer diagnostics
     prices = ShopPrices(None)
     with client:
         try:
@@ -182,8 +183,16 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
         checks.append(
             Check("signature", False, f"the agent refuses key {profile.agent.key_id!r} (401): {cause}", fix)
         )
-    elif status == 503:
-        checks.append(_signature_unchecked())
+    elif status is not None and status >= 500:
+        code, message = _agent_error(data)
+        if code is not None:
+            # The agent checks the signature before it opens the database: its own error means it accepted it.
+            checks.append(
+                Check("signature", True, f"key {profile.agent.key_id!r} accepted (signed /v1/diagnostics)")
+            )
+        else:
+            checks.append(_signature_unchecked(status))
+        failure = _diagnostics_failure(status, code, message)
     elif status == 403:
         checks.append(
             Check(
@@ -201,6 +210,8 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     checks.append(_skew_check(skew))
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
+    elif failure is not None:
+        checks.append(failure)
     else:
         checks += _not_checked(["Magento"], "the agent did not answer the signed call (see 'signature')")
     return checks, prices
@@ -215,13 +226,60 @@ def _not_checked(names: Iterable[str], why: str) -> list[Check]:
     return [Check(name, True, why, skipped=True) for name in names]
 
 
-def _signature_unchecked() -> Check:
+def _signature_unchecked(status: int | None = None) -> Check:
+    if status is not None:  # not the agent's own error: a proxy or server in front of it answered
+        return Check(
+            "signature",
+            True,
+            f"/v1/diagnostics gave HTTP {status} without the agent's error, so the key could not be checked",
+            "see 'Magento'",
+            skipped=True,
+        )
     return Check(
         "signature",
         True,
         "the agent's Magento database is unreachable (HTTP 503), so it cannot answer signed calls",
         "fix the database (see 'agent reachable') and run test-connection again",
         skipped=True,
+    )
+
+
+def _agent_error(data: Any) -> tuple[str | None, str | None]:
+    """(code, message) of the agent's JSON error answer; (None, None) when the answer is not one."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return None, None
+    message = error.get("message")
+    return error["code"], message if isinstance(message, str) else None
+
+
+def _diagnostics_failure(status: int, code: str | None, message: str | None) -> Check:
+    """The Magento check when /v1/diagnostics failed with a 5xx: always FAILED, naming the agent's reason."""
+    from client.agent_client import SETUP_CODES
+
+    said = f": {message}" if message else ""
+    if code in SETUP_CODES:
+        return Check(
+            "Magento",
+            False,
+            f"the agent finds no Magento in its database (HTTP {status}{said})",
+            "correct the magento settings in agent.yml (table_prefix, version), restart the agent and run "
+            "test-connection again; koppel-agent check on the agent's server shows what it finds",
+        )
+    if code == "database_unavailable":
+        return Check(
+            "Magento",
+            False,
+            f"the agent could not reach its Magento database for /v1/diagnostics (HTTP {status}{said})",
+            "if it lasts, run koppel-agent check on the agent's server: it names the cause (a wrong database "
+            "password, MySQL/MariaDB not running); then run test-connection again",
+        )
+    return Check(
+        "Magento",
+        False,
+        f"the agent could not answer /v1/diagnostics (HTTP {status}{said})",
+        "look at the agent's log (koppel-agent check on its server shows setup problems) and run "
+        "test-connection again",
     )
 
 

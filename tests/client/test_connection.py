@@ -112,38 +112,53 @@ def test_a_missing_secret_variable_is_named(client_config: Any, monkeypatch: Any
     assert "setx KOPPEL_TEST_NO_SUCH_SECRET" in signature.line()
 
 
-def test_an_agent_without_its_database_is_not_a_signature_failure(
-    mariadb: Any, tmp_path: Any, local_admin: Any
-) -> None:
-    """The agent answers 503 when its Magento database is unreachable; the key is then simply unchecked."""
+def start_agent_without_database(server: Any) -> subprocess.Popen[bytes]:
+    """The agent of ``server`` under gunicorn, once it answers /v1/health with 503 (its database unusable).
+
+    AgentServer only writes agent.yml here; its start() waits for a 200 that cannot come."""
     import os
     import time
 
     import requests
 
-    from client.config import load_client_config
-    from tests.client.conftest import AgentServer, MagentoDB, client_profile, write_client_config
-
-    # AgentServer only writes agent.yml here; its start() waits for a 200 that cannot come.
-    server = AgentServer(MagentoDB(mariadb, "koppel_no_such_database_for_503"), tmp_path / "agent")
     env = dict(os.environ, KOPPEL_AGENT_CONFIG=str(server.config_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{server.port}", "--workers", "1",
          "agent.wsgi:app"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 503
+            return proc
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.terminate()
+                raise AssertionError("the agent did not start") from None
+            time.sleep(0.2)
+
+
+def test_an_agent_without_its_database_is_not_a_signature_failure(
+    mariadb: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    """The agent answers 503 when its Magento database is unreachable; the key is then simply unchecked."""
+    from client.agent_client import AgentClient, AgentError
+    from client.config import load_client_config
+    from tests.client.conftest import AgentServer, MagentoDB, client_profile, write_client_config
+
+    server = AgentServer(MagentoDB(mariadb, "koppel_no_such_database_for_503"), tmp_path / "agent")
+    proc = start_agent_without_database(server)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 503
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the agent did not start"
-                time.sleep(0.2)
         path = write_client_config(tmp_path, [client_profile(server.url, local_admin)])
         config = load_client_config(path)
         checks = {c.name: c for c in run_checks(config, config.profile("shop"))}
+        try:
+            AgentClient(server.url, server.key_id, server.secret, retries=0).get("/v1/orders")
+        except AgentError as exc:
+            error = exc
+        else:
+            raise AssertionError("the agent answered without its database")
     finally:
         proc.terminate()
         proc.wait(30)
@@ -155,6 +170,10 @@ def test_an_agent_without_its_database_is_not_a_signature_failure(
     assert signature.ok and signature.skipped, signature.line()
     assert signature.line().startswith("SKIPPED signature: the agent's Magento database is unreachable")
     assert "database is unreachable (HTTP 503)" in signature.line() and "refuses" not in signature.line()
+    # The client's sentence points at the agent's own check, which tells an outage from a wrong setting.
+    message = str(error)
+    assert "the agent could not answer GET /v1/orders (HTTP 503: " in message, message
+    assert message.count("try again later") <= 1 and "koppel-agent check" in message
 
 
 def test_a_missing_local_administration_names_the_command_that_makes_one(tmp_path: Any) -> None:
@@ -294,3 +313,75 @@ def test_a_secret_file_that_is_not_utf8_is_named_not_the_url(client_config: Any,
     assert "save it as UTF-8" in signature
     assert f"— fix: put the key's secret (the same as in agent.yml) in {secret}" in signature
     assert "agent.url" not in signature
+
+
+def run_koppel(config: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", *args, "--config", str(config.path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_a_wrong_table_prefix_fails_test_connection_and_run_with_the_agents_reason(
+    magento_db: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    """The agent's database answers (health OK), but agent.yml names tables the database does not have."""
+    import time
+
+    from client.config import load_client_config
+    from tests.client.conftest import AgentServer, MagentoDB, client_profile, write_client_config
+
+    wrong = MagentoDB(magento_db.server, magento_db.name, magento_db.version, prefix="mage_")
+    server = AgentServer(wrong, tmp_path / "agent")
+    server.start()
+    try:
+        config = load_client_config(write_client_config(tmp_path, [client_profile(server.url, local_admin)]))
+        done = run_test_connection(config)
+        started = time.monotonic()
+        run = run_koppel(config, "run")
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    lines = {line.split(":")[0].strip(): line.strip() for line in done.stdout.splitlines() if ":" in line}
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert lines["OK      agent reachable"]
+    assert lines["OK      signature"], done.stdout  # the agent checked the key before it looked for Magento
+    magento = lines["FAILED  Magento"]
+    assert "the agent finds no Magento in its database (HTTP 503: " in magento
+    assert "check magento.table_prefix ('mage_')" in magento
+    assert "— fix: correct the magento settings in agent.yml" in magento and "koppel-agent check" in magento
+    assert "SKIPPED" not in done.stdout and "1 check failed." in done.stdout
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "check magento.table_prefix ('mage_')" in run.stdout, run.stdout
+    assert "try again later" not in run.stdout and "restart the agent" in run.stdout
+    assert took < 30, took  # a setting error is not retried as if it were an outage
+
+
+def test_an_outage_message_of_the_agent_gets_no_second_try_again_later(
+    mariadb: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    from client.agent_client import AgentClient, AgentError
+    from client.demo.mariadb import MariaDB
+    from tests.client.conftest import AgentServer, MagentoDB, free_port
+
+    # A database server that is not there (nothing listens on the port): an outage, not a wrong setting.
+    gone = MariaDB(host="127.0.0.1", port=free_port(), user=mariadb.user, password=mariadb.password)
+    server = AgentServer(MagentoDB(gone, "koppel_outage"), tmp_path / "agent")
+    proc = start_agent_without_database(server)
+    try:
+        try:
+            AgentClient(server.url, server.key_id, server.secret, retries=0).get("/v1/orders")
+        except AgentError as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("the agent answered without its database")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert "(HTTP 503: the Magento database cannot be reached right now; try again later)" in message, message
+    assert message.count("try again later") == 1
+    assert "if this lasts, koppel-agent check on the agent's server shows why" in message
