@@ -20,6 +20,9 @@ import requests
 from agent.protocol import canonical_query, signed_headers
 
 DEFAULT_TIMEOUT = 60.0
+# Connecting and the TLS handshake get at most this long: a plain-http agent behind an https:// URL never
+# answers the handshake, and waiting the whole read timeout for that (60 s, four times) helps nobody.
+CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({502, 503, 504})
 # The agent's error codes that mean agent.yml does not fit the shop's database: waiting does not help.
 SETUP_CODES = frozenset({"magento_not_found"})
@@ -124,16 +127,23 @@ class AgentClient:
                     url,
                     data=raw or None,
                     headers=headers,
-                    timeout=self.timeout,
+                    timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
                     allow_redirects=False,
                 )
             except requests.Timeout as exc:
+                if self._speaks_plain_http():
+                    raise self._tls_mismatch(method, path) from exc
                 error = AgentError(
                     f"the agent at {self.url} did not answer within {self.timeout:g} s ({method} {path})",
                     transient=True,
                 )
                 error.__cause__ = exc
             except requests.ConnectionError as exc:
+                handshake = isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY" not in str(
+                    exc
+                )
+                if handshake and self._speaks_plain_http():
+                    raise self._tls_mismatch(method, path) from exc
                 error = AgentError(
                     f"cannot reach the agent at {self.url}: {_connection_reason(exc)}; is it running and is the "
                     "URL right?",
@@ -152,6 +162,30 @@ class AgentClient:
                 raise error
             attempt += 1
             time.sleep(self._delay(attempt, None if error is not None else response))
+
+    def _plain_url(self) -> str:
+        """This https:// URL as plain http to the same port (443 when the URL names none)."""
+        parts = urlsplit(self.url)
+        netloc = parts.netloc if parts.port is not None else f"{parts.netloc}:443"
+        return f"http://{netloc}{self._base_path}"
+
+    def _speaks_plain_http(self) -> bool:
+        """For an https:// URL that got no TLS answer: does a koppel agent answer plain http at that address?"""
+        if not self.url.startswith("https://"):
+            return False
+        try:
+            answer = self._session.get(self._plain_url() + "/v1/health", timeout=5, allow_redirects=False)
+            body = answer.json()
+        except (requests.RequestException, ValueError):
+            return False
+        # Only the agent's own health answer counts (a TLS server may answer plain http with an error page).
+        return isinstance(body, dict) and body.get("status") in ("ok", "unavailable")
+
+    def _tls_mismatch(self, method: str, path: str) -> AgentError:
+        return AgentError(
+            f"the TLS handshake with the agent at {self.url} failed ({method} {path}): the agent speaks plain "
+            f"http; use {self._plain_url()} in agent.url (or put TLS in front of the agent)"
+        )
 
     def _delay(self, attempt: int, response: requests.Response | None) -> float:
         delay = self.backoff * (2 ** (attempt - 1))

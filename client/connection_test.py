@@ -79,7 +79,8 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     url = profile.agent.url
     database_down = False
     try:
-        response = requests.get(f"{url}/v1/health", timeout=15, allow_redirects=False)
+        # A plain-http agent never answers the TLS handshake: give that the connect timeout, not the read one.
+        response = requests.get(f"{url}/v1/health", timeout=(5, 15), allow_redirects=False)
     except requests.RequestException as exc:
         fix = "check agent.url, that the agent runs (koppel-agent serve) and that no firewall blocks it"
         if url.startswith("https://") and isinstance(exc, requests.exceptions.SSLError | requests.Timeout):

@@ -361,6 +361,21 @@ def test_a_wrong_table_prefix_fails_test_connection_and_run_with_the_agents_reas
     assert took < 30, took  # a setting error is not retried as if it were an outage
 
 
+def test_https_to_a_plain_http_agent_says_so_in_a_run_quickly(agent_server: Any, client_config: Any) -> None:
+    import time
+
+    plain = agent_server.url
+    config = client_config(agent={"url": plain.replace("http://", "https://")})
+    started = time.monotonic()
+    run = run_koppel(config, "run")
+    took = time.monotonic() - started
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "the TLS handshake with the agent at https://" in run.stdout, run.stdout
+    assert f"the agent speaks plain http; use {plain} in agent.url" in run.stdout
+    assert "did not answer within" not in run.stdout
+    assert took < 40, took  # not 60 s (or four times that) of waiting for a handshake that never comes
+
+
 def test_an_outage_message_of_the_agent_gets_no_second_try_again_later(
     mariadb: Any, tmp_path: Any, local_admin: Any
 ) -> None:
