@@ -409,7 +409,7 @@ def check_snelstart(
                 f"SnelStart ({settings.backend})",
                 False,
                 str(exc) or type(exc).__name__,
-                _open_fix(settings.backend),
+                _open_fix(settings.backend, exc),
             )
         )
         return checks
@@ -419,7 +419,7 @@ def check_snelstart(
             templates = backend.sjablonen()
         except Exception as exc:  # noqa: BLE001
             checks.append(
-                Check(f"SnelStart ({settings.backend})", False, str(exc), _open_fix(settings.backend))
+                Check(f"SnelStart ({settings.backend})", False, str(exc), _open_fix(settings.backend, exc))
             )
             return checks
         checks.append(
@@ -435,7 +435,13 @@ def check_snelstart(
     return checks
 
 
-def _open_fix(backend: str) -> str:
+def _open_fix(backend: str, exc: BaseException | None = None) -> str | None:
+    """What to check when the backend does not open; None when the error's own message says it."""
+    from client.snelstart.b2b_http import LoginUnavailable
+    from client.snelstart.secrets import SecretError
+
+    if isinstance(exc, LoginUnavailable | SecretError):
+        return None  # a network problem is not the keys' fault, and a secret's message names its setting
     return {
         "local": "check snelstart.path, or create the administration with `koppel snelstart init --local PATH`",
         "b2b": "check the koppelsleutel (client key) and subscription key of the SnelStart B2B API",

@@ -199,6 +199,10 @@ def parse_retry_after(value: str | None, now: Callable[[], dt.datetime] | None =
 # -- token ------------------------------------------------------------------------------------------------------------
 
 
+class LoginUnavailable(SnelStartUnavailable):
+    """No token: the auth server gave no answer or an error; the message names the cause and what to check."""
+
+
 class TokenProvider:
     """Bearer token by grant_type=clientkey, renewed ``RENEW_MARGIN_S`` before expiry and on demand after a 401."""
 
@@ -248,7 +252,11 @@ class TokenProvider:
             try:
                 resp = self._session.post(self.auth_url, data=form, timeout=self._timeout)
             except requests.RequestException as exc:
-                problem = f"token request failed ({type(exc).__name__})"
+                # No answer at all: the network, a proxy or the address, never the koppelsleutel.
+                problem = (
+                    f"the SnelStart auth server {self.auth_url} could not be reached ({type(exc).__name__}); "
+                    "check this PC's network connection, its proxy (HTTPS_PROXY) and snelstart.auth_url"
+                )
             else:
                 if resp.status_code == 200:
                     try:
@@ -266,11 +274,20 @@ class TokenProvider:
                         f"SnelStart refused the koppelsleutel (HTTP {resp.status_code} from {self.auth_url}); "
                         "check snelstart.client_key in client.yml or create a new key in SnelStart web"
                     )
-                problem = f"HTTP {resp.status_code} from the token endpoint"
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    problem = (
+                        f"the SnelStart auth server {self.auth_url} answered HTTP {resp.status_code}; SnelStart "
+                        "is busy or has a disruption, try again later"
+                    )
+                else:
+                    problem = (
+                        f"the SnelStart auth server {self.auth_url} answered HTTP {resp.status_code}, not a "
+                        "token; check snelstart.auth_url (leave it out for SnelStart's own address)"
+                    )
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if attempt + 1 < self._retry.attempts:
                 self._sleep(self._retry.delay(attempt, retry_after))
-        raise SnelStartUnavailable(f"SnelStart login unavailable: {problem} ({self.auth_url})")
+        raise LoginUnavailable(f"SnelStart login unavailable: {problem}")
 
 
 # -- paging a list that may change while it is read ----------------------------------------------------------------

@@ -55,17 +55,25 @@ class Secret:
 
 def _from_keyring(reference: str, setting: str) -> str | None:
     """``reference`` is ``service/name`` or just ``name`` (service "koppel")."""
+    instead = f"give the key with {setting}_env (an environment variable) or {setting}_file instead"
     try:
         import keyring
-        from keyring.errors import KeyringError
+        from keyring.errors import KeyringError, NoKeyringError
     except ImportError as exc:  # the client extra brings keyring; a bare install may not have it
-        raise SecretError(f"{setting}: the 'keyring' package is not installed") from exc
+        raise SecretError(f"{setting}_keyring: the 'keyring' package is not installed; {instead}") from exc
     service, _, name = reference.rpartition("/")
     service = service or KEYRING_DEFAULT_SERVICE
     try:
         return keyring.get_password(service, name)
+    except NoKeyringError as exc:
+        # A server or a container without a desktop session: there is no keyring to ask at all.
+        raise SecretError(
+            f"{setting}_keyring: no OS keyring is available on this machine; {instead}"
+        ) from exc
     except KeyringError as exc:
-        raise SecretError(f"{setting}: the OS keyring could not be read ({type(exc).__name__})") from exc
+        raise SecretError(
+            f"{setting}_keyring: the OS keyring could not be read ({type(exc).__name__}); unlock it, or {instead}"
+        ) from exc
 
 
 def resolve_secret(

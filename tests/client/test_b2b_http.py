@@ -334,3 +334,33 @@ def test_decimals_travel_exactly() -> None:
     body = {"a": Decimal("0.1") + Decimal("0.2"), "b": [Decimal("12.3450")], "c": Decimal("1E+2"), "d": "x"}
     assert h.encode_json(body) == b'{"a": 0.3, "b": [12.345], "c": 100, "d": "x"}'
     assert h.decode_json(b'{"p": 18.95, "n": 3}') == {"p": Decimal("18.95"), "n": 3}
+
+
+def test_no_network_blames_the_network_not_the_keys(b2b_fake: FakeSnelStart, tmp_path: Path) -> None:
+    from client.connection_test import _open_fix
+    from tests.client.conftest import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/b2b/token"  # nothing listens: as if the PC were offline
+    backend = B2BBackend(
+        client_key=Secret(b2b_fake.client_key),
+        subscription_key=Secret(b2b_fake.subscription_key),
+        state=tmp_path / "s.sqlite",
+        api_url=b2b_fake.api_url,
+        auth_url=closed,
+        retry=FAST_RETRY,
+        tier="production",
+    )
+    try:
+        with pytest.raises(h.LoginUnavailable) as caught:
+            backend.administration_name()
+    finally:
+        backend.close()
+    message = str(caught.value)
+    assert message.startswith(
+        f"SnelStart login unavailable: the SnelStart auth server {closed} could not be reached"
+    )
+    assert "check this PC's network connection, its proxy (HTTPS_PROXY) and snelstart.auth_url" in message
+    assert "koppelsleutel" not in message and b2b_fake.client_key not in message
+    # test-connection adds no "check the koppelsleutel" fix of its own to it.
+    assert _open_fix("b2b", caught.value) is None
+    assert "koppelsleutel" in (_open_fix("b2b", RuntimeError("x")) or "")

@@ -128,3 +128,27 @@ def test_recipe_expansion_is_refused_on_b2b_when_the_config_is_loaded(tmp_path: 
     with pytest.raises(ConfigError, match="recipes: always is not available through the SnelStart B2B API"):
         parse_client_config(text, tmp_path / "client.yml")
     parse_client_config(text.replace("recipes: always", "recipes: never"), tmp_path / "client.yml")
+
+
+def test_no_os_keyring_suggests_the_env_and_file_settings(tmp_path: Path) -> None:
+    from keyring.backends import fail
+
+    from client.connection_test import check_snelstart
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # what keyring picks on a machine without any OS keyring
+    try:
+        snelstart = "{backend: b2b, client_key_keyring: client-key, subscription_key_env: KOPPEL_NO_SUCH_VAR}"
+        config = parse_client_config(
+            _yaml(tmp_path / "a.sqlite", tmp_path / "s.sqlite", snelstart), tmp_path / "c.yml"
+        )
+        with pytest.raises(SecretError) as caught:
+            open_backend(config.profile("shop").snelstart, tmp_path)
+        [check] = check_snelstart(config, config.profile("shop"))
+    finally:
+        keyring.set_keyring(previous)
+    assert str(caught.value) == (
+        "snelstart.client_key_keyring: no OS keyring is available on this machine; give the key with "
+        "snelstart.client_key_env (an environment variable) or snelstart.client_key_file instead"
+    )
+    assert check.line() == f"FAILED  SnelStart (b2b): {caught.value}"  # no "check the koppelsleutel" on top
