@@ -55,6 +55,11 @@ class DryRunBackend:
         # Everything the overlay does not know (templates, omzetgroepen, settings) is the real backend's.
         return getattr(self._backend, name)
 
+    @property
+    def real(self) -> Any:
+        """The backend under the overlay (to ask what kind of backend it is)."""
+        return self._backend
+
     # -- relaties ----------------------------------------------------------------------------------------
     def _remembered(self, found: list[Relatie], test: Any) -> list[Relatie]:
         """Real hits (in their remembered, updated form) plus remembered relaties that pass ``test``."""

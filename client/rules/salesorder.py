@@ -16,6 +16,7 @@ from SnelStart (``lines: code_and_quantity``) are meant to differ from the shop 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -292,12 +293,14 @@ def _configured_template(profile: Profile, sjablonen: list[Verkoopsjabloon]) -> 
 def check_profile(profile: Profile, backend: SnelStartBackend) -> None:
     """Raise ``ProfileError`` for a setting no order of the profile can be imported with, before any order is.
 
-    These are the settings every order uses: ``orders.template``, the omzetgroepen ``articles.revenue_group``
+    These are the settings every order uses: ``orders.template``, ``articles.code_field`` (when the backend
+    can list the extra fields: the local one; the B2B API cannot), the omzetgroepen ``articles.revenue_group``
     names (when articles may be created) and ``customers.default_code`` (when customers are never created).
     Settings SPEC validates only when an order needs them (cost lines, default and rounding article) are not
     checked here: an order that needs a wrong one fails by itself."""
     try:
         _configured_template(profile, backend.sjablonen())
+        _check_code_field(profile.articles.code_field, backend)
         wanted = profile.articles.revenue_group
         if wanted is not None and profile.articles.processing != "manual":
             articles = ArticleResolver(profile.articles, profile.orders, backend)
@@ -311,6 +314,30 @@ def check_profile(profile: Profile, backend: SnelStartBackend) -> None:
             default_customer(customers, backend)
     except OrderFailure as exc:
         raise ProfileError(str(exc)) from None
+
+
+def _check_code_field(code_field: str, backend: SnelStartBackend) -> None:
+    """Every SKU is looked up on ``articles.code_field``: an extra field the administration lacks fails every
+    order, after its customer was matched or created."""
+    real = getattr(backend, "real", backend)  # under a dry run's overlay
+    # Looked up on the class: only a backend of its own can list them (not the B2B API, nor a wrapper of it).
+    listing = getattr(type(real), "extra_veld_namen", None)
+    if code_field == "artikelcode" or listing is None:
+        return
+    known: list[str] = listing(real, "artikel")
+    if code_field in known:
+        return
+    nearest = difflib.get_close_matches(code_field, known, n=1, cutoff=0.6)
+    hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+    have = (
+        f"the extra fields of articles in SnelStart are {', '.join(repr(n) for n in known)}"
+        if known
+        else "the administration has no extra fields for articles"
+    )
+    raise OrderFailure(
+        f"articles.code_field {code_field!r}: articles have no extra field of that name in SnelStart; {hint}"
+        f"set it to artikelcode or to the extra field that holds the Magento SKU ({have})"
+    )
 
 
 def _description(order: dict[str, Any], profile: Profile) -> str | None:

@@ -340,6 +340,14 @@ class LocalBackend:
                 (soort, naam.strip()),
             )
 
+    def extra_veld_namen(self, soort: str) -> list[str]:
+        """The names of the extra fields defined for "relatie" or "artikel" in this administration."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT naam FROM extra_veld_definities WHERE soort = ? ORDER BY naam", (soort,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # -- validation shared by relaties and orders -----------------------------------------------------------
     def _check_land(self, conn: sqlite3.Connection, land: str | None, what: str, code: str) -> str:
         """The ISO code to store; SnelStart takes Nederland when no country is given."""

@@ -204,7 +204,10 @@ def test_customers_and_articles_created_for_an_order_that_fails_are_counted_and_
     [("orders", {"template": "Winkel"}, "orders.template 'Winkel': no such verkoopsjabloon in SnelStart; set "
       "orders.template to one it has (Webshop, Webshop excl)"),
      ("orders", {"template": None}, "orders.template is not set; set it to the verkoopsjabloon for web orders"),
-     ("articles", {"revenue_group": 77}, "articles.revenue_group 77: no such omzetgroep in SnelStart")],
+     ("articles", {"revenue_group": 77}, "articles.revenue_group 77: no such omzetgroep in SnelStart"),
+     ("articles", {"code_field": "Webshop-SKU"}, "articles.code_field 'Webshop-SKU': articles have no extra field "
+      "of that name in SnelStart; set it to artikelcode or to the extra field that holds the Magento SKU (the "
+      "extra fields of articles in SnelStart are 'EAN', 'Leverancierscode')")],
 )  # fmt: skip
 def test_a_profile_setting_no_order_can_use_stops_the_run_once_before_any_order(
     shop, products, client_config, local_admin, section, wrong, named
@@ -225,6 +228,9 @@ def test_a_profile_setting_no_order_can_use_stops_the_run_once_before_any_order(
         errors = [e.message for e in state.log_entries("shop") if e.level == "error"]
     assert len(errors) == 1 and errors[0].startswith(f"Import not started: {named}"), errors
     assert snelstart_orders(local_admin) == {"KASSA-2026-0002": 1}
+    with LocalBackend(local_admin) as backend:  # no customer was matched or created for an order that failed
+        for number in numbers:
+            assert backend.relaties_by_email(f"{number}@example.org", all_fields=True) == []
     fixed = run_import(client_config(), "shop")
     assert fixed.ok and fixed.imported == 3
     assert all(snelstart_orders(local_admin)[n] == 1 for n in numbers)

@@ -527,6 +527,27 @@ def test_check_profile_names_the_setting_every_order_needs(tmp_path, backend):
     check_profile(gen.profile(tmp_path, orders=lenient), backend)
 
 
+def test_check_profile_names_the_extra_fields_when_code_field_is_wrong(tmp_path, backend):
+    from client.rules.salesorder import ProfileError, check_profile
+
+    local = getattr(backend, "_local", backend)
+    local.define_extra_veld("artikel", "Webshop SKU")
+    local.define_extra_veld("relatie", "Webshop-SKU")  # a customer's field is no article's
+    check_profile(gen.profile(tmp_path, articles={"code_field": "Webshop SKU"}), backend)
+    wrong = gen.profile(tmp_path, articles={"code_field": "Webshop-SKU", "processing": "manual"})
+    if backend is not local:
+        # The B2B API lists no extra field definitions: an order with a wrong code_field fails by itself.
+        check_profile(wrong, backend)
+        return
+    with pytest.raises(ProfileError) as caught:
+        check_profile(wrong, backend)
+    assert str(caught.value) == (
+        "articles.code_field 'Webshop-SKU': articles have no extra field of that name in SnelStart; did you mean "
+        "'Webshop SKU'? set it to artikelcode or to the extra field that holds the Magento SKU (the extra fields "
+        "of articles in SnelStart are 'Webshop SKU')"
+    )
+
+
 # -- VAT abroad: Magento's 0 % (reverse charge, export) or OSS rate is not the article's Dutch rate ----------------
 
 BELGIAN_BUSINESS = gen.address(
