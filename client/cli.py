@@ -124,7 +124,9 @@ def open_state(config: ClientConfig) -> Iterator[Any]:
     from client.state import StateStore
 
     if not config.state.parent.exists():
-        raise KoppelError(f"the folder of the state file {config.state} does not exist (setting `state`)")
+        raise KoppelError(
+            f"the folder of the state file {config.state} does not exist (setting `state`)", EXIT_USAGE
+        )
     state = StateStore(config.state)
     try:
         yield state
@@ -701,11 +703,15 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"koppel: {INTERRUPTED}", err=True)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a sentence
+        from client.state import StateError
+
         if debug:
             traceback.print_exc()
         code = getattr(exc, "code", None) if isinstance(exc, KoppelError) else EXIT_FAILED
-        if isinstance(exc, ConfigError):
-            code = EXIT_USAGE  # client.yml, --config or --profile is wrong: the help's "wrong use"
+        if isinstance(exc, ConfigError) or (isinstance(exc, StateError) and exc.setting):
+            # client.yml, --config or --profile is wrong (a state folder that may not be written, too): the
+            # help's "wrong use"
+            code = EXIT_USAGE
         if isinstance(exc, _known_errors()):
             message = str(exc)
         else:

@@ -12,6 +12,7 @@ Other modules add their own tables through ``StateStore.connect()``; this module
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -92,7 +93,29 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 class StateError(Exception):
-    """The state file cannot be used (newer schema, not a koppel state file, unreadable)."""
+    """The state file cannot be used (newer schema, not a koppel state file, unreadable).
+
+    ``setting`` is True when the ``state`` setting itself is at fault (a folder that is missing or may not be
+    written): a configuration error, which the command line ends with exit code 2."""
+
+    def __init__(self, message: str, *, setting: bool = False) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def _not_writable(path: Path) -> StateError | None:
+    """The error for a state file this user may not write (the file, or the folder for its side files)."""
+    fix = "give `state` in client.yml a folder this user may write to, or give the user that right"
+    folder = path.parent.resolve()
+    if not os.access(folder, os.W_OK | os.X_OK):
+        # SQLite keeps side files (-wal, -shm) next to the state file, so even an existing file needs this.
+        return StateError(
+            f"the state file {path} cannot be written: the folder {folder} is not writable; {fix}",
+            setting=True,
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return StateError(f"the state file {path} is read-only; {fix}", setting=True)
+    return None
 
 
 def utcnow() -> dt.datetime:
@@ -170,7 +193,9 @@ class StateStore:
         self._now = now
         self._lock = threading.RLock()
         if self.path.parent and not self.path.parent.exists():
-            raise StateError(f"the folder of the state file {self.path} does not exist")
+            raise StateError(
+                f"the folder of the state file {self.path} does not exist (setting `state`)", setting=True
+            )
         self._conn = self.connect()
         self._migrate()
         self.prune_log()
@@ -190,7 +215,9 @@ class StateStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
+            raise _not_writable(self.path) or StateError(
+                f"cannot open the state file {self.path}: {exc}"
+            ) from exc
         return conn
 
     def close(self) -> None:
@@ -239,7 +266,9 @@ class StateStore:
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {index + 1}")
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"the state file {self.path} cannot be used: {exc}") from exc
+            raise _not_writable(self.path) or StateError(
+                f"the state file {self.path} cannot be used: {exc}"
+            ) from exc
 
     @property
     def schema_version(self) -> int:

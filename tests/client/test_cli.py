@@ -125,6 +125,41 @@ def test_exit_codes_match_the_help(config_path: Path, tmp_path: Path) -> None:
     assert koppel("test-connection", "--config", str(config_path)).returncode == 1
 
 
+def test_a_state_folder_that_may_not_be_written_is_named_and_is_a_setting_error(tmp_path: Path) -> None:
+    import shutil
+
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=True)
+    folder = tmp_path / "alleen-lezen"
+    folder.mkdir()
+    folder.chmod(0o555)
+    state = folder / "koppel-state.sqlite"
+    path = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", admin)], state=str(state))
+    # root may write anywhere: without the capabilities that let it, the folder is read-only for it too.
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: no folder is read-only")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+    try:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-m", "client.cli", "run", "--config", str(path)],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2, done.stdout + done.stderr  # the help's "wrong use", like a bad client.yml
+    assert done.stderr.strip() == (
+        f"koppel: the state file {state} cannot be written: the folder {folder} is not writable; give `state` "
+        "in client.yml a folder this user may write to, or give the user that right"
+    )
+    # A state folder that does not exist is the same kind of error.
+    missing = tmp_path / "nergens" / "koppel-state.sqlite"
+    gone = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", admin)], state=str(missing))
+    done = koppel("run", "--config", str(gone))
+    assert done.returncode == 2 and "does not exist (setting `state`)" in done.stderr, done.stderr
+
+
 SILENT_AGENT = """
 import socket, sys, time
 server = socket.socket()
