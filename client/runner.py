@@ -94,7 +94,22 @@ def describe_counts(counts: dict[str, int]) -> str:
     for key, noun, verb in words:
         if counts.get(key):
             parts.append(f"{count(counts[key], noun)} {verb}" if noun else f"{counts[key]} {verb}")
+    if counts.get("warnings"):
+        # Warnings (a VAT difference, a shortened field) go to the log only; the summary says where to look.
+        parts.append(f"{count(counts['warnings'], 'warning')} (koppel log)")
     return ", ".join(parts)
+
+
+def _log_mark(state: Any) -> tuple[int, dt.datetime | None]:
+    """(id, time) of the newest log entry, so the warnings a run logs after it can be counted."""
+    newest = state.log_entries(limit=1)
+    return (newest[0].id, newest[0].ts) if newest else (0, None)
+
+
+def _warnings_since(state: Any, profile: str, mark: tuple[int, dt.datetime | None]) -> int:
+    last_id, since = mark
+    entries = state.log_entries(profile, since=since)
+    return sum(1 for e in entries if e.id > last_id and e.level == "warning")
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
@@ -267,6 +282,7 @@ def _work(
     own_backend = backend is None
     own_agent = agent is None
     import_result = stock_result = None
+    mark = None if dry_run else _log_mark(state)
     try:
         if own_backend:
             from client.snelstart.factory import open_backend
@@ -289,7 +305,7 @@ def _work(
             task=task,
         )
         counts = counts_of(import_result)
-        message = describe_counts(counts)
+        message = ""
         result = PARTIAL if counts.get("failed") else OK
         if import_result.error:
             result = FAILED
@@ -304,6 +320,9 @@ def _work(
                 stock_note, result = f"stock export failed: {exc}", FAILED
             counts.update({f"stock_{k}": v for k, v in counts_of(stock_result).items()})
             message += f"; {stock_note}"
+        if mark is not None:
+            counts["warnings"] = _warnings_since(state, name, mark)
+        message = describe_counts(counts) + message
         return RunOutcome(name, task, result, message, counts, import_result, stock_result)
     except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome the user reads
         if not dry_run:

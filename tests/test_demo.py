@@ -70,6 +70,19 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     assert known == 4 and new > 0
     assert "Earlier demo" not in out
     assert re.search(r"Articles created:\s+[1-9]", out)
+    # The warnings the first import logged are counted in its summary, the same number as in the log.
+    with sqlite3.connect(folder / "koppel-state.sqlite") as state:
+        first_run = state.execute("SELECT MIN(id) FROM log WHERE message LIKE 'Task % started%'").fetchone()[
+            0
+        ]
+        second_run = state.execute("SELECT MAX(id) FROM log WHERE message LIKE 'Task % started%'").fetchone()[
+            0
+        ]
+        logged = state.execute(
+            "SELECT COUNT(*) FROM log WHERE level = 'warning' AND id > ? AND id < ?", (first_run, second_run)
+        ).fetchone()[0]
+    expected = f"{logged} warning{'' if logged == 1 else 's'} in the log"
+    assert re.search(rf"Warnings:\s+{expected}", out), (expected, out)
     assert re.search(r"Web stock:\s+\d+ items sent \(\d+ updated", out)
     assert "0 items sent" in out.split("Import 2")[1]
     assert "0 new orders imported" in out
@@ -338,6 +351,10 @@ def test_the_summary_states_failures_plainly() -> None:
     lines: list[str] = []
     say_outcome(first, lines.append)
     text = "\n".join(lines)
+    assert "Warnings:            0 warnings in the log\n" in text
+    lines.clear()
+    say_outcome(SimpleNamespace(**{**vars(first), "counts": {"warnings": 1}}), lines.append)
+    assert "  Warnings:            1 warning in the log (koppel log shows them)" in lines
     assert "FAILED:              2 orders not imported" in text and "FAILED 000000009: totals" in text
     again = ImportResult(profile="demo", imported=0, failed=2)
     line = second_run_line(SimpleNamespace(result="partial", message="", import_result=again))

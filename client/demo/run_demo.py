@@ -571,6 +571,11 @@ def say_outcome(outcome: Any, say: Say) -> None:
     say(f"  Articles created:    {result.articles_created}")
     say(f"  Waiting for payment: {result.deferred} (imported once paid)")
     say(f"  Not imported:        {result.ignored} canceled")
+    warnings = getattr(outcome, "counts", {}).get("warnings", 0)
+    say(
+        f"  Warnings:            {count(warnings, 'warning')} in the log"
+        + (" (koppel log shows them)" if warnings else "")
+    )
     if result.failures:
         say(f"  FAILED:              {count(len(result.failures), 'order')} not imported:")
     for number, reason in result.failures:

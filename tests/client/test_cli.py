@@ -605,3 +605,26 @@ def test_run_output_counts_agree_with_their_nouns() -> None:
 
     one = SimpleNamespace(sent=1, updated=1, unchanged=0, unknown=0, not_managed=0, invalid=0, full=False)
     assert describe_stock(one) == "web stock: 1 item sent (1 updated, 0 unchanged)"
+
+
+def test_the_run_summary_counts_the_warnings_the_log_holds(shop, client_config) -> None:  # noqa: ANN001
+    from client.state import StateStore
+    from client.wording import count
+    from tests.client.conftest import guest
+
+    shop.product("1002", "Espressokopjes, set van 6")  # 21 % in SnelStart's sample administration
+    item = {"sku": "1002", "qty": 2, "price": "20.6198"}
+    shop.order(items=[{**item, "tax_percent": 9}], billing=guest("a@example.org"))  # a VAT difference: warned
+    shop.order(items=[item], billing=guest("b@example.org"))
+    config = client_config()
+    done = koppel("run", "--config", str(config.path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    with StateStore(config.state) as state:
+        warnings = [e for e in state.log_entries("shop") if e.level == "warning"]
+    assert warnings, "the 9 % line was not warned about"
+    summary = next(line for line in done.stdout.splitlines() if line.startswith("shop/import_orders: "))
+    assert summary.startswith("shop/import_orders: ok: 2 orders imported")
+    assert summary.endswith(f", {count(len(warnings), 'warning')} (koppel log)"), summary
+    # A second run logs no warning: the summary then says nothing of them.
+    again = koppel("run", "--config", str(config.path))
+    assert "warning" not in again.stdout, again.stdout
