@@ -97,8 +97,11 @@ def test_demo_imports_once_summarises_and_cleans_up(tmp_path: Path, mariadb: Mar
     # The sample administration's own history (one earlier web order) is untouched.
     assert len(counts) == imported + 1
 
-    # Clean-up: the agent is gone and its database dropped; the files stay for `koppel status` / `koppel log`.
+    # Clean-up: the agent is gone and its database dropped; the files stay for `koppel status` / `koppel log`,
+    # but not the dead key's secret.
     assert database not in databases(mariadb)
+    assert not (folder / "agent-secret.txt").exists() and not (folder / "agent.yml").exists()
+    assert (folder / "client.yml").exists() and (folder / "agent.log").exists()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v1/health", timeout=3)
     status = subprocess.run(
@@ -177,7 +180,8 @@ def test_demo_stop_ends_a_kept_demo_and_says_so(tmp_path: Path, mariadb: MariaDB
         again.returncode == 0 and again.stdout == f"Nothing to stop: no demo in {folder} was left running.\n"
     )
     elsewhere = demo(tmp_path / "nothing-here", "--stop")
-    assert elsewhere.returncode == 2 and "holds no koppel demo" in elsewhere.stdout
+    assert elsewhere.returncode == 2, elsewhere.stdout
+    assert elsewhere.stdout.startswith(f"koppel demo --stop: no kept koppel demo is running in {tmp_path}")
 
 
 def test_a_long_demo_says_how_far_it_got(

@@ -179,7 +179,10 @@ def stop_demo(folder: Path, say: Say = print) -> int:
     """`koppel demo --stop`: end what a kept demo left running; its files stay for `koppel status` and `log`."""
     folder = Path(folder)
     if not folder.is_dir() or not (folder / MARKER).exists():
-        say(f"koppel demo --stop: {folder} holds no koppel demo; give the folder of the demo with --dir")
+        say(
+            f"koppel demo --stop: no kept koppel demo is running in {folder}; give the folder of the demo that "
+            "was started with --keep (--dir)"
+        )
         return 2
     try:
         lock = lock_folder(folder)
@@ -474,6 +477,11 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
         else:
             if agent is not None:
                 agent.stop()
+            # The agent's key dies with it: its secret (and agent.yml, which holds it and the database login)
+            # would only lie about in the folder; client.yml, the state and the administration stay for
+            # `koppel status` and `koppel log`.
+            for name in ("agent-secret.txt", "agent.yml"):
+                (folder / name).unlink(missing_ok=True)
             server.drop_database(database)
             if server.private is not None:
                 server.private.cleanup()
