@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 AGENT_PACKAGE = REPO / "agent"
 PASSENGER_ENTRY = Path(__file__).resolve().parent / "passenger_wsgi.py"
 # Used when koppel itself is not installed as a distribution (running from a bare checkout).
-FALLBACK_AGENT_REQUIREMENTS = ("PyYAML", "Flask", "gunicorn", "PyMySQL", "pydantic")
+FALLBACK_AGENT_REQUIREMENTS = ("PyYAML", "Flask", "gunicorn", "PyMySQL", "cryptography", "pydantic")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 SHARED_DIR = "shared"
 SECRET_MODE = 0o600
