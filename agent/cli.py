@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import agent_version
-from agent.config import KEY_ID_PATTERN, SCOPES, AgentConfig, ConfigError, load_config
+from agent.config import (
+    KEY_ID_PATTERN,
+    SCOPES,
+    AgentConfig,
+    ConfigError,
+    load_config,
+    loose_file_text,
+    loose_secret_files,
+)
 
 if TYPE_CHECKING:  # imported where used: `koppel-agent new-key` and --help need no database driver
     import pymysql
@@ -92,6 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         AgentState(cfg.state_dir)
     except OSError as exc:
         raise SystemExit(f"koppel-agent: state_dir {cfg.state_dir}: {exc.strerror}") from None
+    loose = loose_secret_files(cfg)
+    if loose:
+        print(
+            "koppel-agent: warning: " + "; ".join(loose_file_text(*entry) for entry in loose),
+            file=sys.stderr,
+            flush=True,
+        )
     bind_problem = address_problem(args.bind)
     if bind_problem:
         raise SystemExit(f"koppel-agent: --bind {args.bind}: {bind_problem}")
@@ -231,6 +246,9 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         f"ok    config {path}: {len(cfg.keys)} key(s): "
         + ", ".join(f"{k.id} [{' '.join(k.scopes)}]" for k in cfg.keys)
     )
+    for entry in loose_secret_files(cfg):
+        # A warning, not a failure: the agent runs; the secret is only less well kept than it should be.
+        say(f"warn  {loose_file_text(*entry)}")
     try:
         AgentState(cfg.state_dir)
     except OSError as exc:

@@ -7,11 +7,20 @@ Every problem is reported as a ``ConfigError`` whose message starts with the dot
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 SCOPES = ("orders:read", "stock:write", "diagnostics:read")
 Scope = Literal["orders:read", "stock:write", "diagnostics:read"]
@@ -102,15 +111,44 @@ class AgentConfig(_Section):
     state_dir: Path = Path("agent-state")
     keys: list[KeyConfig] = Field(min_length=1)
     limits: LimitsConfig = LimitsConfig()
+    # (dotted key, path) of every password_file / secret_file the secrets were read from
+    _secret_files: list[tuple[str, Path]] = PrivateAttr(default_factory=list)
 
     def key(self, key_id: str) -> KeyConfig | None:
         return next((k for k in self.keys if k.id == key_id), None)
 
 
+def loose_secret_files(cfg: AgentConfig) -> list[tuple[str, Path, int]]:
+    """(dotted key, path, mode) of each secret file that group or others may read; empty on Windows, which
+    has no such modes."""
+    if os.name == "nt":
+        return []
+    loose = []
+    for key, path in cfg._secret_files:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue  # it was read a moment ago; gone now is no question of modes
+        if mode & 0o077:
+            loose.append((key, path, mode))
+    return loose
+
+
+def loose_file_text(key: str, path: Path, mode: int) -> str:
+    """One loose secret file in words, with the fix."""
+    return f"{key}: {path} may be read by other users (mode {mode:04o}); chmod 600 {path}"
+
+
 def _resolve_secret(
-    section: dict[str, Any], name: str, loc: tuple[int | str, ...], base_dir: Path, required: bool
+    section: dict[str, Any],
+    name: str,
+    loc: tuple[int | str, ...],
+    base_dir: Path,
+    required: bool,
+    files: list[tuple[str, Path]] | None = None,
 ) -> None:
-    """Replace ``name_file`` / ``name_env`` by ``name`` in place; at most one of the three may be given."""
+    """Replace ``name_file`` / ``name_env`` by ``name`` in place; at most one of the three may be given.
+    A file read is added to ``files``."""
     where = _dotted(loc)
     given = [k for k in (name, f"{name}_file", f"{name}_env") if section.get(k) not in (None, "")]
     if len(given) > 1:
@@ -144,6 +182,8 @@ def _resolve_secret(
         if problem:
             raise ConfigError(f"{where}.{source}: file {path}{problem}", (*loc, source))
         section[name] = data.decode("utf-8-sig").strip()
+        if files is not None:
+            files.append((f"{where}.{source}", path))
     else:
         value = os.environ.get(str(raw))
         if value is None:
@@ -252,10 +292,11 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
         raise ConfigError("(top level): agent.yml must be a mapping of keys to values")
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     problems: list[tuple[tuple[int | str, ...], str]] = []
+    files: list[tuple[str, Path]] = []
 
     def resolve(section: dict[str, Any], name: str, loc: tuple[int | str, ...], required: bool) -> None:
         try:
-            _resolve_secret(section, name, loc, base_dir, required)
+            _resolve_secret(section, name, loc, base_dir, required, files)
         except ConfigError as exc:
             problems.extend(exc.problems)
             for k in (name, f"{name}_file", f"{name}_env"):
@@ -294,7 +335,9 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
     state_dir = Path(os.path.expanduser(str(cfg.state_dir)))
     if not state_dir.is_absolute():
         state_dir = (base_dir / state_dir).resolve()
-    return cfg.model_copy(update={"state_dir": state_dir})
+    cfg = cfg.model_copy(update={"state_dir": state_dir})
+    cfg._secret_files = files
+    return cfg
 
 
 def load_config(path: str | Path) -> AgentConfig:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.config import ConfigError, config_from_dict, load_config
+from agent.config import ConfigError, config_from_dict, load_config, loose_file_text, loose_secret_files
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "k" * 40
@@ -381,3 +382,29 @@ def test_every_pattern_of_agent_yml_has_plain_words() -> None:
 
     found = patterns(config.AgentConfig)
     assert len(found) == 3 and found <= set(config.PATTERN_WORDS), found - set(config.PATTERN_WORDS)
+
+
+# --- secret files others may read ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no group/other modes")
+def test_secret_files_readable_by_others_are_listed_with_their_mode(tmp_path: Path) -> None:
+    (tmp_path / "office.secret").write_text(GOOD_SECRET + "\n")
+    (tmp_path / "db.pw").write_text("from-file\n")
+    (tmp_path / "office.secret").chmod(0o644)
+    (tmp_path / "db.pw").chmod(0o600)
+    data = base()
+    data["keys"][0] = {"id": "office", "secret_file": "office.secret", "scopes": ["orders:read"]}
+    data["database"] = {"name": "m", "user": "u", "password_file": "db.pw"}
+    cfg = config_from_dict(data, tmp_path)
+    assert loose_secret_files(cfg) == [("keys[0].secret_file", tmp_path / "office.secret", 0o644)]
+    assert loose_file_text(*loose_secret_files(cfg)[0]) == (
+        f"keys[0].secret_file: {tmp_path / 'office.secret'} may be read by other users (mode 0644); "
+        f"chmod 600 {tmp_path / 'office.secret'}"
+    )
+    (tmp_path / "db.pw").chmod(0o640)
+    assert [key for key, _, _ in loose_secret_files(cfg)] == ["database.password_file", "keys[0].secret_file"]
+    (tmp_path / "office.secret").chmod(0o600)
+    (tmp_path / "db.pw").chmod(0o400)
+    assert loose_secret_files(cfg) == []
+    assert loose_secret_files(config_from_dict(base(), tmp_path)) == []  # secrets written in agent.yml

@@ -463,3 +463,51 @@ def test_wsgi_module_names_a_config_mistake_once(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and result.stderr.count(str(path)) == 1, result.stderr
     assert result.stderr.startswith(f"koppel agent: {path} line 1, column 36: a character that is not UTF-8")
+
+
+# --- secret files others may read --------------------------------------------------------------------------
+
+
+def loose_secret_config(mariadb: MariaDB, magento2: str, tmp_path: Path) -> tuple[Path, Path]:
+    """agent.yml whose office key is read from office.secret, mode 0644 as most editors leave a new file."""
+    secret_file = tmp_path / "office.secret"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o644)
+    data = config_dict(mariadb, magento2, tmp_path / "state")
+    data["keys"][0] = {"id": KEY_ID, "secret_file": "office.secret", "scopes": data["keys"][0]["scopes"]}
+    return write_config(tmp_path / "agent.yml", data), secret_file
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no group/other modes")
+def test_check_and_serve_warn_about_a_secret_file_others_may_read(
+    mariadb: MariaDB, magento2: str, tmp_path: Path
+) -> None:
+    config, secret_file = loose_secret_config(mariadb, magento2, tmp_path)
+    warning = (
+        f"keys[0].secret_file: {secret_file} may be read by other users (mode 0644); chmod 600 {secret_file}"
+    )
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 0, result.stdout
+    assert f"\nwarn  {warning}\n" in result.stdout and result.stdout.endswith("check passed\n")
+    with serve(config, tmp_path) as base:
+        assert requests.get(base + "/v1/health", timeout=10).status_code == 200
+    output = (tmp_path / "gunicorn.log").read_text()
+    warnings = [line for line in output.splitlines() if "warning" in line.lower()]
+    assert warnings == [f"koppel-agent: warning: {warning}"], output
+    secret_file.chmod(0o600)
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 0 and "\nwarn  " not in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no group/other modes")
+def test_a_deployed_release_does_not_warn_about_its_secret_files(
+    mariadb: MariaDB, magento2: str, tmp_path: Path
+) -> None:
+    from deploy.release import build_release
+
+    config, _ = loose_secret_config(mariadb, magento2, tmp_path)
+    release = build_release(config, tmp_path / "work", packages="pypi")
+    assert "office.secret" in release.secret_files
+    result = run_cli("check", "--config", str(release.root / "agent.yml"))
+    assert result.returncode == 0, result.stdout
+    assert "\nwarn  " not in result.stdout and "secret_file" not in result.stdout, result.stdout
