@@ -164,6 +164,10 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
                 prices = ShopPrices(configured, configured=True)
             else:  # an older agent, or one that may not read core_config_data
                 prices = ShopPrices(price_entry(_recent_orders(client, clock)))
+        accepted = status in (200, 403) or (
+            status is not None and status >= 500 and _agent_error(data)[0] is not None
+        )
+        scope_checks = _scope_checks(client, profile) if accepted else []
     if status == 200 and isinstance(data, dict):
         diagnostics = data
         checks.append(
@@ -208,6 +212,7 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
             Check("signature", False, f"unexpected answer HTTP {status}", "look at the agent's log")
         )
 
+    checks += scope_checks
     checks.append(_skew_check(skew))
     if diagnostics is not None:
         checks.append(_magento_check(diagnostics))
@@ -216,6 +221,68 @@ def check_agent(profile: Profile, clock: Clock = _now) -> tuple[list[Check], Sho
     else:
         checks += _not_checked(["Magento"], "the agent did not answer the signed call (see 'signature')")
     return checks, prices
+
+
+def exports_stock(profile: Profile) -> bool:
+    """Whether the profile's schedule exports web stock (the task import_orders_and_export_stock, not paused)."""
+    task = profile.tasks.import_orders_and_export_stock
+    return task is not None and not task.paused
+
+
+# The harmless read-only call that proves each scope a run needs (the agent's binding contract).
+SCOPE_CALLS = (
+    ("orders:read", "/v1/orders", {"limit": 1}),
+    ("stock:write", "/v1/skus", {"limit": 1}),
+)
+
+
+def _scope_checks(client: Any, profile: Profile) -> list[Check]:
+    """One check per scope a run needs, each made with a read-only call the scope guards.
+
+    orders:read is always needed; stock:write only when the profile exports stock, so lacking it otherwise
+    is a warning."""
+    from client.agent_client import AgentError
+
+    key = profile.agent.key_id
+    checks: list[Check] = []
+    for scope, path, params in SCOPE_CALLS:
+        name = f"scope {scope}"
+        needed = scope == "orders:read" or exports_stock(profile)
+        try:
+            status, data = client.request("GET", path, params)
+        except AgentError as exc:
+            checks.append(Check(name, True, f"not checked: {exc}", skipped=True))
+            continue
+        if status == 403:
+            detail = f"the key {key!r} lacks scope {scope} in agent.yml (GET {path} gave HTTP 403)"
+            fix = f"add {scope} to the scopes of key {key!r} in agent.yml and restart the agent"
+            if needed:
+                checks.append(Check(name, False, detail, fix))
+            else:
+                checks.append(
+                    Check(
+                        name,
+                        True,
+                        detail + "; this profile does not export stock, so it only matters once you add the "
+                        "task import_orders_and_export_stock",
+                        fix,
+                        warning=True,
+                    )
+                )
+        elif 200 <= status < 300:
+            checks.append(Check(name, True, f"key {key!r} may use it (GET {path})"))
+        elif status >= 500 and _agent_error(data)[0] is not None:
+            # The agent checks the scope before it opens the database: its own error means the scope passed.
+            checks.append(
+                Check(name, True, f"key {key!r} may use it (GET {path} then failed, see 'Magento')")
+            )
+        else:
+            code, message = _agent_error(data)
+            said = f": {message}" if message else ""
+            checks.append(
+                Check(name, True, f"not checked: GET {path} gave HTTP {status}{said}", skipped=True)
+            )
+    return checks
 
 
 # The agent's checks that need it to answer first; each still gets its line, saying it was not checked.

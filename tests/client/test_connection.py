@@ -400,3 +400,48 @@ def test_an_outage_message_of_the_agent_gets_no_second_try_again_later(
     assert "(HTTP 503: the Magento database cannot be reached right now; try again later)" in message, message
     assert message.count("try again later") == 1
     assert "if this lasts, koppel-agent check on the agent's server shows why" in message
+
+
+def test_a_key_without_the_scopes_a_run_needs_fails_the_check(
+    magento_db: Any, tmp_path: Any, local_admin: Any
+) -> None:
+    """A key that may only read diagnostics passed every line once, and the first run got 403 on /v1/orders."""
+    from client.config import load_client_config
+    from tests.client.conftest import AGENT_SECRET, AgentServer, client_profile, write_client_config
+
+    keys = [{"id": "support", "secret": AGENT_SECRET, "scopes": ["diagnostics:read"]}]
+    server = AgentServer(magento_db, tmp_path / "agent", extra={"keys": keys})
+    server.start()
+    try:
+        key = {"key_id": "support"}
+        path = write_client_config(tmp_path, [client_profile(server.url, local_admin, agent=key)])
+        checks = {
+            c.name: c for c in run_checks(load_client_config(path), load_client_config(path).profile("shop"))
+        }
+        done = run_test_connection(load_client_config(path))
+        exporting = client_profile(
+            server.url, local_admin, agent=key, tasks={"import_orders_and_export_stock": {"interval": "15m"}}
+        )
+        config = load_client_config(write_client_config(tmp_path, [exporting]))
+        stock = next(c for c in run_checks(config, config.profile("shop")) if c.name == "scope stock:write")
+    finally:
+        server.stop()
+    assert checks["signature"].ok, checks["signature"].line()
+    orders = checks["scope orders:read"]
+    assert not orders.ok
+    assert "the key 'support' lacks scope orders:read in agent.yml" in orders.line()
+    assert "fix: add orders:read to the scopes of key 'support' in agent.yml" in orders.line()
+    # Without the stock task the missing stock scope is only worth a warning ...
+    unused = checks["scope stock:write"]
+    assert unused.ok and unused.warning and unused.line().startswith("WARNING scope stock:write: the key")
+    # ... with it, a run would fail: FAILED.
+    assert not stock.ok and stock.line().startswith("FAILED  scope stock:write: the key 'support' lacks")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED  scope orders:read" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_key_with_every_scope_passes_the_scope_checks(client_config: Any) -> None:
+    config = client_config(tasks={"import_orders_and_export_stock": {"interval": "15m"}})
+    lines = lines_of(config)
+    assert lines["scope orders:read"].startswith("OK      scope orders:read: key 'office' may use it")
+    assert lines["scope stock:write"].startswith("OK      scope stock:write: key 'office' may use it")
