@@ -146,9 +146,12 @@ def _resolve_secret(
     base_dir: Path,
     required: bool,
     files: list[tuple[str, Path]] | None = None,
+    min_length: int = 0,
 ) -> None:
     """Replace ``name_file`` / ``name_env`` by ``name`` in place; at most one of the three may be given.
-    A file read is added to ``files``."""
+    A file read is added to ``files``. A value from a file or variable shorter than ``min_length`` is
+    reported on the ``_file`` / ``_env`` key the person wrote (the model would name ``name``, which the file
+    does not have, and so the line of the entry above it)."""
     where = _dotted(loc)
     given = [k for k in (name, f"{name}_file", f"{name}_env") if section.get(k) not in (None, "")]
     if len(given) > 1:
@@ -167,7 +170,8 @@ def _resolve_secret(
         section.pop(k, None)
     if source == name:
         section[name] = str(raw)
-    elif source.endswith("_file"):
+        return  # its length is the model's to check, on this very key
+    if source.endswith("_file"):
         path = Path(os.path.expanduser(str(raw)))
         path = path if path.is_absolute() else base_dir / path
         try:
@@ -184,11 +188,19 @@ def _resolve_secret(
         section[name] = data.decode("utf-8-sig").strip()
         if files is not None:
             files.append((f"{where}.{source}", path))
+        origin = f"in {path}"
     else:
         value = os.environ.get(str(raw))
         if value is None:
             raise ConfigError(f"{where}.{source}: environment variable {raw} is not set", (*loc, source))
         section[name] = value.strip()
+        origin = f"in environment variable {raw}"
+    if len(section[name]) < min_length:
+        raise ConfigError(
+            f"{where}.{source}: the {name} {origin} is too short "
+            f"({len(section[name])} characters; at least {min_length})",
+            (*loc, source),
+        )
 
 
 def utf8_problem(data: bytes) -> str | None:
@@ -294,9 +306,11 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
     problems: list[tuple[tuple[int | str, ...], str]] = []
     files: list[tuple[str, Path]] = []
 
-    def resolve(section: dict[str, Any], name: str, loc: tuple[int | str, ...], required: bool) -> None:
+    def resolve(
+        section: dict[str, Any], name: str, loc: tuple[int | str, ...], required: bool, min_length: int = 0
+    ) -> None:
         try:
-            _resolve_secret(section, name, loc, base_dir, required, files)
+            _resolve_secret(section, name, loc, base_dir, required, files, min_length)
         except ConfigError as exc:
             problems.extend(exc.problems)
             for k in (name, f"{name}_file", f"{name}_env"):
@@ -310,7 +324,7 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> AgentConfig:
         for i, key in enumerate(data["keys"]):
             if isinstance(key, dict):
                 key = dict(key)
-                resolve(key, "secret", ("keys", i), required=True)
+                resolve(key, "secret", ("keys", i), required=True, min_length=MIN_SECRET_LENGTH)
             keys.append(key)
         data["keys"] = keys
         # Checked here on the raw entries, not by the model: a model check would only run once every key is

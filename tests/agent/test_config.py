@@ -408,3 +408,37 @@ def test_secret_files_readable_by_others_are_listed_with_their_mode(tmp_path: Pa
     (tmp_path / "db.pw").chmod(0o400)
     assert loose_secret_files(cfg) == []
     assert loose_secret_files(config_from_dict(base(), tmp_path)) == []  # secrets written in agent.yml
+
+
+# --- a short secret from a file or variable is named where it was written -------------------------------------
+
+SHORT_FILE = f"""database:
+  name: magento
+  user: koppel
+keys:
+  - id: spare
+    secret: "{GOOD_SECRET}"
+    scopes: [orders:read]
+  - id: office
+    secret_file: office.secret
+    scopes: [orders:read]
+  - id: shop
+    secret_env: KOPPEL_TEST_SHORT
+    scopes: [orders:read]
+"""
+
+
+def test_a_short_secret_from_a_file_or_variable_names_that_key_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "office.secret").write_text("short-secret\n")
+    monkeypatch.setenv("KOPPEL_TEST_SHORT", "tiny")
+    path = tmp_path / "agent.yml"
+    path.write_text(SHORT_FILE, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path} line 9: keys[1].secret_file: the secret in {tmp_path / 'office.secret'} is too short "
+        f"(12 characters; at least 32); line 12: keys[2].secret_env: the secret in environment variable "
+        "KOPPEL_TEST_SHORT is too short (4 characters; at least 32)"
+    )
