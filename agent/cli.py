@@ -211,7 +211,9 @@ def register_check(sub: Any) -> None:
         help="validate agent.yml, the database, its privileges and the Magento tables",
         description="Check an installation step by step: agent.yml, the state folder, the database "
         "connection, the Magento version and stock mode, the tables and privileges the keys' scopes need, "
-        "and the MSI source. Prints one line per step; exits 0 when the agent can run, 1 otherwise.",
+        "and the MSI source. Prints one line per step and a last line 'check passed' or 'check failed: N "
+        "problem(s)'; exits 0 when the agent can run (warnings allowed), 1 when it cannot, 2 when no "
+        "agent.yml is given.",
     )
     _config_arg(p)
     p.set_defaults(func=cmd_check)
@@ -219,17 +221,15 @@ def register_check(sub: Any) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     if not args.config:
-        raise SystemExit("koppel-agent: give --config FILE or set KOPPEL_AGENT_CONFIG")
+        # Wrong use, as argparse's own refusals: exit 2 (1 means the installation has a problem).
+        print("koppel-agent check: give --config FILE or set KOPPEL_AGENT_CONFIG", file=sys.stderr)
+        return 2
     return run_check(Path(args.config), print)
 
 
 def run_check(path: Path, say: Callable[[str], object]) -> int:
-    """Check an installation step by step, saying what was found; 0 when usable, 1 on any problem."""
-    import pymysql
-
-    from agent import db
-    from agent.state import AgentState
-
+    """Check an installation step by step, saying what was found; 0 when usable (warnings allowed), 1 on
+    any problem. The last line says which, whichever step stopped the check."""
     problems = 0
 
     def fail(message: str) -> None:
@@ -237,11 +237,23 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         problems += 1
         say(f"FAIL  {message}")
 
+    _check_steps(path, say, fail)
+    say("check passed" if not problems else f"check failed: {problems} problem(s)")
+    return 1 if problems else 0
+
+
+def _check_steps(path: Path, say: Callable[[str], object], fail: Callable[[str], None]) -> None:
+    """The steps of run_check; a step that leaves nothing for the later ones to check returns early."""
+    import pymysql
+
+    from agent import db
+    from agent.state import AgentState
+
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         fail(f"config {exc}")
-        return 1
+        return
     say(
         f"ok    config {path}: {len(cfg.keys)} key(s): "
         + ", ".join(f"{k.id} [{' '.join(k.scopes)}]" for k in cfg.keys)
@@ -260,13 +272,13 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         conn = db.connect(cfg)
     except db.DatabaseUnavailable as exc:
         fail(f"database: {exc}")
-        return 1
+        return
     try:
         try:
             magento = db.detect(conn, cfg)
         except db.MagentoNotFound as exc:
             fail(f"magento: {exc}")
-            return 1
+            return
         db.set_time_zone(conn, db.session_time_zone(cfg, magento.version))
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION() AS v, @@session.time_zone AS z")
@@ -332,8 +344,6 @@ def run_check(path: Path, say: Callable[[str], object]) -> int:
         fail(f"database: {mysql_text(exc)}")
     finally:
         conn.close()
-    say("check passed" if not problems else f"check failed: {problems} problem(s)")
-    return 1 if problems else 0
 
 
 def _check_msi_source(

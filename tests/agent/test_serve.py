@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -179,6 +180,7 @@ def test_check_names_a_wrong_password_and_the_keys_to_fix(
     assert result.returncode == 1
     line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  database:"))
     assert "Access denied" in line and line.endswith("check database.user and database.password in agent.yml")
+    assert result.stdout.endswith(f"{line}\ncheck failed: 1 problem(s)\n"), result.stdout
 
 
 def test_check_passes_on_a_good_installation(config_file: Path) -> None:
@@ -193,12 +195,14 @@ def test_check_reports_a_wrong_prefix(mariadb: MariaDB, magento2: str, tmp_path:
     result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
     assert result.returncode == 1
     assert "FAIL  magento:" in result.stdout and "shop_sales_order" in result.stdout
+    assert result.stdout.endswith("\ncheck failed: 1 problem(s)\n"), result.stdout
 
 
 def test_check_reports_an_unreachable_database(mariadb: MariaDB, tmp_path: Path) -> None:
     data = config_dict(mariadb, "m", tmp_path / "state", database={"port": free_port(), "connect_timeout": 2})
     result = run_cli("check", "--config", str(write_config(tmp_path / "agent.yml", data)))
     assert result.returncode == 1 and "FAIL  database: cannot connect" in result.stdout
+    assert result.stdout.endswith("\ncheck failed: 1 problem(s)\n"), result.stdout
 
 
 def test_check_reports_missing_write_privileges(mariadb: MariaDB, magento2: str, tmp_path: Path) -> None:
@@ -226,6 +230,18 @@ def test_check_reports_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "agent.yml").write_text("database: {name: m, user: u}\nkeys: []\nsurprise: 1\n")
     result = run_cli("check", "--config", str(tmp_path / "agent.yml"))
     assert result.returncode == 1 and "surprise: unknown key" in result.stdout
+    assert result.stdout.startswith("FAIL  config ") and result.stdout.endswith(
+        "\ncheck failed: 1 problem(s)\n"
+    )
+
+
+def test_check_without_a_config_is_wrong_use(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KOPPEL_AGENT_CONFIG"}
+    result = subprocess.run([AGENT, "check"], capture_output=True, text=True, timeout=60, env=env)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr == "koppel-agent check: give --config FILE or set KOPPEL_AGENT_CONFIG\n"
+    missing = run_cli("check", "--config", str(tmp_path / "absent.yml"))  # a file given, but not there
+    assert missing.returncode == 1 and missing.stdout.endswith("\ncheck failed: 1 problem(s)\n"), missing
 
 
 def test_new_key_prints_a_usable_secret_and_snippets(tmp_path: Path) -> None:
@@ -276,7 +292,8 @@ def test_a_latin1_config_gets_one_sentence_from_check_and_serve(tmp_path: Path, 
     path.write_bytes(("# agent for the café\n" + text).encode("latin-1"))
     expected = f"{path} line 1, column 20: a character that is not UTF-8 (Latin-1 or Windows-1252?); save the file as UTF-8"
     check = run_cli("check", "--config", str(path))
-    assert check.returncode == 1 and check.stdout == f"FAIL  config {expected}\n" and check.stderr == ""
+    assert check.returncode == 1 and check.stderr == ""
+    assert check.stdout == f"FAIL  config {expected}\ncheck failed: 1 problem(s)\n"
     serve = run_cli("serve", "--config", str(path))
     assert serve.returncode == 1 and serve.stderr == f"koppel-agent: {expected}\n"
     path.write_text("# agent for the café\n" + text, encoding="utf-16")
@@ -289,12 +306,13 @@ def test_a_latin1_password_file_gets_one_sentence(tmp_path: Path, mariadb: Maria
     (tmp_path / "db.pw").write_bytes("wachtwoord-ä\n".encode("latin-1"))
     data = config_dict(mariadb, "m", tmp_path / "state")
     data["database"]["password_file"] = "db.pw"
-    for command in ("check", "serve"):
+    for command, closing in (("check", "check failed: 1 problem(s)\n"), ("serve", "")):
         result = run_cli(command, "--config", str(write_config(tmp_path / "agent.yml", data)))
         output = result.stdout + result.stderr
         assert result.returncode == 1 and "Traceback" not in output, output
         assert f"database.password_file: file {tmp_path / 'db.pw'} line 1, column 12" in output
-        assert output.rstrip().endswith("save the file as UTF-8") and output.count("\n") == 1, output
+        assert output.endswith("save the file as UTF-8\n" + closing), output
+        assert output.count("\n") == 1 + closing.count("\n"), output
 
 
 def test_an_unexpected_error_is_one_line_unless_debug(
