@@ -328,7 +328,7 @@ def status(
     ] = False,
 ) -> None:
     """Per profile and task: last run, result and counts, next run, paused; and what runs right now."""
-    from client.planner import Schedule, pause_reason, scheduler_holder, scheduler_running
+    from client.planner import Schedule, pause_reason, reload_error, scheduler_holder, scheduler_running
     from client.runner import describe_counts, local_time
     from client.status import StatusBoard, utcnow
 
@@ -341,6 +341,12 @@ def status(
         if scheduling:
             pid = (scheduler_holder(config.state) or {}).get("pid")
             echo("Scheduler: koppel schedule is running" + (f" (process {pid})" if pid else ""))
+            not_reloaded = reload_error(state)
+            if not_reloaded:
+                echo(
+                    f"client.yml: not reloaded — {not_reloaded}; the scheduler keeps the previous settings "
+                    "until the file is corrected"
+                )
         else:
             echo(
                 "Scheduler: not running — scheduled runs wait for `koppel schedule` "

@@ -260,8 +260,17 @@ class Planner:
         try:
             config = load_client_config(self.config.path)
         except ConfigError as exc:
-            self.say(f"client.yml changed but was not reloaded: {exc}")
+            message = f"client.yml changed but was not reloaded: {exc}"
+            self.say(message)
+            # Under autostart nobody reads the console: the log and `koppel status` say it too, once per edit.
+            self._log_quietly(
+                "error",
+                f"{message}; the scheduler keeps the previous settings until the file is corrected",
+                essential=True,
+            )
+            self._set_reload_error(str(exc))
             return
+        self._set_reload_error(None)
         before = {p.name for p in self.config.profiles}
         self.config = config
         self.schedule = Schedule(config, self.state, self.clock)
@@ -340,6 +349,7 @@ class Planner:
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, on_signal)
+        self._set_reload_error(None)  # this process read client.yml just now
         scheduler.start()
         self.say(f"Scheduler running for {', '.join(profiles)}; stop with Ctrl-C")
         self._log_quietly("info", "koppel schedule started", essential=False)
@@ -362,6 +372,7 @@ class Planner:
             self._scheduler = None
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        self._set_reload_error(None)  # a reason nobody's settings depend on any more
         stopped = "Scheduler stopped" + (" (Ctrl-C)" if interrupted else "")
         self.say(stopped)
         # Shown in the short log: it tells why scheduled runs stop after this moment.
@@ -369,6 +380,13 @@ class Planner:
             "info", f"{stopped}; scheduled runs wait until koppel schedule runs again", essential=True
         )
         return interrupted
+
+    def _set_reload_error(self, reason: str | None) -> None:
+        """Keep (or clear, with None) why the last edit of client.yml was not reloaded, for `koppel status`."""
+        try:
+            self.state.set_value("", RELOAD_ERROR_KEY, reason)
+        except Exception:  # noqa: BLE001 - the console and the log already say it
+            pass
 
     def _log_quietly(self, level: str, message: str, *, essential: bool) -> None:
         try:
@@ -386,6 +404,15 @@ class Planner:
                 self.state.log(profile, "error", f"Scheduling failed: {exc}", essential=True)
             except Exception:  # noqa: BLE001 - the state itself may be what failed
                 pass
+
+
+# kv key (profile "") holding why the running scheduler did not reload the last edit of client.yml.
+RELOAD_ERROR_KEY = "scheduler.reload_error"
+
+
+def reload_error(state: Any) -> str | None:
+    """Why the running scheduler did not take the last edit of client.yml, or None when it did."""
+    return state.get_value("", RELOAD_ERROR_KEY)
 
 
 def _mtime(path: Path | None) -> tuple[int, int] | None:

@@ -392,3 +392,49 @@ def test_one_scheduler_per_state_file(tmp_path: Path) -> None:
         assert not scheduler_running(config.state)
         stopped = [e.message for e in state.log_entries() if e.profile is None]
         assert stopped[-1] == "Scheduler stopped; scheduled runs wait until koppel schedule runs again"
+
+
+def test_a_broken_edit_is_logged_once_and_shown_in_status_while_it_holds(tmp_path: Path) -> None:
+    """Under autostart nobody reads the scheduler's console: the log and `koppel status` must say it."""
+    import subprocess
+    import sys
+
+    from client.locking import ProfileLock
+    from client.planner import SCHEDULER_LOCK, reload_error
+    from tests.client.conftest import REPO
+
+    task = {"interval": "15m", "next_run": "2026-12-03 10:00"}
+    config = make_config(tmp_path, {"import_orders": task})
+    good = (tmp_path / "client.yml").read_text(encoding="utf-8")
+
+    def status() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "client.cli", "status", "--config", str(config.path)],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    said: list[str] = []
+    with StateStore(config.state) as state, ProfileLock(config.state, SCHEDULER_LOCK, what="koppel schedule"):
+        planner = Planner(
+            config, state, run_task=Recorder(FakeClock(T0)), clock=FakeClock(T0), say=said.append
+        )
+        (tmp_path / "client.yml").write_text(
+            good.replace("interval: 15m", "interval: soon"), encoding="utf-8"
+        )
+        planner.reload_if_changed()
+        planner.reload_if_changed()  # the next tick: the same file, no second line
+        errors = [e for e in state.log_entries(essential_only=True) if e.level == "error"]
+        assert len(errors) == 1, errors
+        assert errors[0].message.startswith("client.yml changed but was not reloaded: ")
+        assert "'soon' is not an interval" in errors[0].message
+        assert "keeps the previous settings until the file is corrected" in errors[0].message
+        reason = reload_error(state)
+        assert reason and "'soon' is not an interval" in reason
+        # The person corrects the file; until the scheduler's next reload, status still tells.
+        (tmp_path / "client.yml").write_text(good.replace("15m", "30m"), encoding="utf-8")
+        assert f"client.yml: not reloaded — {reason}" in status()
+        planner.reload_if_changed()
+        assert reload_error(state) is None
+        assert "client.yml: not reloaded" not in status()
