@@ -168,8 +168,11 @@ def test_demo_stop_ends_a_kept_demo_and_says_so(tmp_path: Path, mariadb: MariaDB
     stop = demo(folder, "--stop")
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert stop.stdout == (
-        f"Kept demo in {folder} ended: stopped the agent (process {pid}), dropped database {database}.\n"
+        f"Kept demo in {folder} ended: stopped the agent (process {pid}), dropped database {database}, "
+        "removed the dead key's agent-secret.txt and agent.yml.\n"
     )
+    # The key died with the agent: its secret and the database login are not left lying about.
+    assert not (folder / "agent-secret.txt").exists() and not (folder / "agent.yml").exists()
     assert database not in databases(mariadb)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v1/health", timeout=3)

@@ -175,6 +175,10 @@ def _stop_kept(folder: Path) -> list[str]:
     return done
 
 
+# The agent's files that hold its key's secret and its database login: removed once the agent is gone.
+DEAD_KEY_FILES = ("agent-secret.txt", "agent.yml")
+
+
 def stop_demo(folder: Path, say: Say = print) -> int:
     """`koppel demo --stop`: end what a kept demo left running; its files stay for `koppel status` and `log`."""
     folder = Path(folder)
@@ -191,6 +195,13 @@ def stop_demo(folder: Path, say: Say = print) -> int:
         return 1
     try:
         done = _stop_kept(folder)
+        # The agent is gone, as without --keep: the dead key's secret and agent.yml (with the database login)
+        # would only lie about; client.yml, the state and the administration stay for `koppel status` and log.
+        removed = [name for name in DEAD_KEY_FILES if (folder / name).exists()]
+        for name in removed:
+            (folder / name).unlink()
+        if removed and done:
+            done.append(f"removed the dead key's {' and '.join(removed)}")
     finally:
         lock.release()
     if not done:
@@ -480,7 +491,7 @@ def _run(folder: Path, keep: bool, orders: int, say: Say) -> int:
             # The agent's key dies with it: its secret (and agent.yml, which holds it and the database login)
             # would only lie about in the folder; client.yml, the state and the administration stay for
             # `koppel status` and `koppel log`.
-            for name in ("agent-secret.txt", "agent.yml"):
+            for name in DEAD_KEY_FILES:
                 (folder / name).unlink(missing_ok=True)
             server.drop_database(database)
             if server.private is not None:
