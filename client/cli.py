@@ -285,8 +285,14 @@ def schedule(
         raise _scheduler_busy(scheduler_holder(config.state))
     with open_state(config) as state:
         planner = Planner(config, state, say=lambda text: typer.echo(text))
+        from client.runner import local_time
+        from client.status import utcnow
+
+        now = utcnow()
         for entry in planner.schedule.entries():
-            when = entry.next_run.astimezone(config.zone).strftime("%Y-%m-%d %H:%M")
+            when = local_time(entry.next_run, config)
+            if entry.next_run <= now and not entry.paused:
+                when = f"now (due since {when})"  # as `koppel status` says it; a past time reads as missed
             extra = f" — paused: {entry.paused}" if entry.paused else ""
             echo(f"{entry.profile}/{entry.task}: every {_interval(entry.interval)}, next run {when}{extra}")
         if not planner.schedule.entries():

@@ -575,7 +575,11 @@ def test_koppel_schedule_is_seen_by_status_refuses_a_second_and_exits_130_on_ctr
         text=True,
     )
     try:
-        wait_for_line(scheduler, "Scheduler running for shop")
+        banner = wait_for_line(scheduler, "Scheduler running for shop")
+        # Due at once (no next_run in client.yml): said as status says it, not as a time already past.
+        assert any(
+            line.startswith("shop/import_orders: every 15m, next run now (due since 20") for line in banner
+        ), banner
         status = koppel("status", "--config", str(config_path)).stdout
         assert status.startswith(f"Scheduler: koppel schedule is running (process {scheduler.pid})")
         second = koppel("schedule", "--tick", "1", "--config", str(config_path))
