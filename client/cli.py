@@ -395,7 +395,16 @@ def status(
                 last = board.last_run(prof.name, name)
                 entry = plan.entry(prof.name, name)
                 echo(f"  {name}:")
-                if last is None:
+                folded = name == "import_orders" and "import_orders_and_export_stock" in dict(
+                    prof.tasks.items()
+                )
+                if last is None and folded:
+                    # The scheduler folds it into the stock task when both are due (client.planner.tick).
+                    echo(
+                        "    last run:  never on its own — when both are due it runs as part of "
+                        "import_orders_and_export_stock, which imports first"
+                    )
+                elif last is None:
                     echo("    last run:  never")
                 else:
                     result = last.result or ("running" if activity.task == name else "did not finish")

@@ -548,6 +548,21 @@ def test_status_right_after_a_manual_run_without_a_scheduler(config_path: Path) 
     assert "due now" not in out
 
 
+def test_status_says_import_orders_runs_within_the_stock_task(tmp_path: Path) -> None:
+    admin = tmp_path / "administratie.sqlite"
+    init_local(admin, sample=True)
+    tasks = {"import_orders": {"interval": "15m"}, "import_orders_and_export_stock": {"interval": "15m"}}
+    path = write_client_config(tmp_path, [client_profile("http://127.0.0.1:9", admin, tasks=tasks)])
+    out = koppel("status", "--config", str(path)).stdout
+    imports = out.split("  import_orders:\n", 1)[1].splitlines()[0]
+    assert imports == (
+        "    last run:  never on its own — when both are due it runs as part of import_orders_and_export_stock, "
+        "which imports first"
+    ), out
+    stock = out.split("  import_orders_and_export_stock:\n", 1)[1].splitlines()[0]
+    assert stock == "    last run:  never", out
+
+
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 60) -> list[str]:
     import time
 
