@@ -469,6 +469,11 @@ def log(
     config = load_config()
     if profile:
         config.profile(profile)
+    if export is not None and export.is_dir():
+        raise KoppelError(
+            f"--export {export}: that is a folder; give a file name ending in .xlsx, e.g. {export / 'koppel-log.xlsx'}",
+            EXIT_USAGE,
+        )
     if export is not None and export.exists() and not force:
         raise KoppelError(
             f"--export {export}: that file already exists; add --force to replace it, or give another name",

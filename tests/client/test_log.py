@@ -178,6 +178,17 @@ def test_export_refuses_a_wrong_file_name_without_writing(config_path: Path, tmp
     assert not target.exists()
 
 
+def test_export_to_a_folder_says_it_is_a_folder(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for extra in ([], ["--force"]):  # not "already exists" first and "must end in .xlsx" after --force
+        assert main(["log", "--config", str(config_path), "--export", str(folder), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"--export {folder}: that is a folder; give a file name ending in .xlsx" in err, err
+        assert "already exists" not in err
+    assert list(folder.iterdir()) == []
+
+
 def test_clear_empties_the_log(config_path: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     with StateStore(tmp_path / "koppel-state.sqlite") as state:
         fill(state)
