@@ -29,6 +29,19 @@ def demo(folder: Path, *extra: str, timeout: float = 240) -> subprocess.Complete
     )
 
 
+def test_the_follow_up_commands_name_client_yml_by_its_absolute_path(
+    tmp_path: Path, mariadb: MariaDB
+) -> None:
+    """`./run demo` runs in the checkout, `./run koppel` where the user is: a relative path fits only one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "client.cli", "demo", "--dir", "koppel-demo", "--orders", "4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f" --config {tmp_path / 'koppel-demo' / 'client.yml'} status" in done.stdout, done.stdout
+    assert "--config koppel-demo/" not in done.stdout
+
+
 def databases(server: MariaDB) -> set[str]:
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE 'koppel_demo%'")

@@ -636,8 +636,8 @@ def say_next_steps(config_path: Path, keep: bool, say: Say) -> None:
         if beside.exists()
         else f"{sys.executable} -m client.cli"
     )
-    relative = os.path.relpath(config_path)
-    base = f"{koppel} --config {config_path if relative.startswith('..') else relative}"
+    # Absolute: `./run demo` runs in the checkout, while `./run koppel` and koppel itself run where the user is.
+    base = f"{koppel} --config {Path(config_path).resolve()}"
     say("Try next (from a checkout, `./run koppel ...` does the same):")
     say(f"  {base} status")
     say(f"  {base} log            (--verbose for the detail, --export log.xlsx for Excel)")
