@@ -38,6 +38,7 @@ from client.snelstart.local import LocalBackend  # noqa: E402
 from client.snelstart.local_init import init_local  # noqa: E402
 from client.state import StateStore  # noqa: E402
 from client.webstock import export_stock, read_web_stock  # noqa: E402
+from client.wording import count  # noqa: E402
 from tests.client.conftest import AgentServer, MagentoDB, client_profile, write_client_config  # noqa: E402
 
 CHUNK = 2000
@@ -159,7 +160,7 @@ def main() -> int:
                     t = time.perf_counter()
                     r = export_stock(config, profile, backend=backend, state=state, agent=agent)
                     print(
-                        f"{label}: {time.perf_counter() - t:.2f} s — {r.sent} sent in {r.batches} batches "
+                        f"{label}: {time.perf_counter() - t:.2f} s — {r.sent} sent in {count(r.batches, 'batch', 'batches')} "
                         f"({r.updated} updated, {r.unchanged} unchanged), full push: {r.full}"
                     )
 
