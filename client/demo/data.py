@@ -248,6 +248,12 @@ def _breakfast_item(ids: dict[str, int]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _without_vat(item: dict[str, Any]) -> dict[str, Any]:
+    """The item (and its children) at 0 % VAT."""
+    children = [_without_vat(child) for child in item.get("children", [])]
+    return {**item, "tax_percent": 0, **({"children": children} if children else {})}
+
+
 def build_orders(
     shop: Shop,
     count: int,
@@ -290,6 +296,11 @@ def build_orders(
             items.append(_gift_box_item(ids))
         elif extra < 0.38:
             items.append(_breakfast_item(ids))
+        # A business in another EU country with a VAT number buys without Dutch VAT (intra-community supply,
+        # reverse charge), as a shop's B2B tax rule charges it; SnelStart books such an order at 0 % as well.
+        reverse_charge = bool(buyer.vat_id) and buyer.country != "NL"
+        if reverse_charge:
+            items = [_without_vat(i) for i in items]
         subtotal = sum(Decimal(str(i["price"])) * i["qty"] for i in items)
         coupon = index % 5 == 1
         shipping = Decimal("0") if subtotal >= 75 else Decimal("4.0909")
@@ -315,6 +326,7 @@ def build_orders(
             shipping_amount=str(shipping),
             payment=method,
             payment_info={"method_title": _title(method)},
+            tax_percent="0" if reverse_charge else "21",
             state=state,
             # Magento 2's own numbering; it never clashes with the sample administration's history.
             number=f"{index + 1:09d}",
@@ -324,7 +336,7 @@ def build_orders(
         if coupon:
             _apply_coupon(shop, order_id, Decimal("0.10"))
         if method == "mollie_methods_creditcard":
-            _add_fee(shop, order_id, Decimal("0.2479"), Decimal("0.0521"))
+            _add_fee(shop, order_id, Decimal("0.2479"), Decimal("0") if reverse_charge else Decimal("0.0521"))
             summary.with_fee += 1
         summary.orders += 1
         summary.guests += not buyer.registered
