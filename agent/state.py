@@ -48,6 +48,27 @@ CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at);
 """
 
 
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL mode and the tables, by whichever worker comes first.
+
+    gunicorn boots its workers together and each sets the file up. Switching to WAL needs the file to itself, and
+    SQLite refuses it at once ("database is locked") instead of waiting while another worker is doing the same;
+    a worker that fails to boot makes gunicorn stop the agent. So the switch is tried again until the busy
+    timeout, and skipped once the file is in WAL mode (the mode is kept in the file)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class AgentState:
     """Shared, durable agent state (one SQLite file per agent)."""
 
@@ -61,8 +82,7 @@ class AgentState:
         # process, before the fork, and the workers must not inherit an open connection.
         conn = self._open()
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            _set_up(conn)
         finally:
             conn.close()
 

@@ -364,3 +364,33 @@ def test_a_forked_process_opens_its_own_connection(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert not state.remember_nonce("k", "child-nonce-0001", int(time.time()))
     assert state._local.conn is inherited  # the parent's own connection goes on
+
+
+def open_state_at(folder: str, start: Any) -> str:
+    """Open the agent's state at the start signal, as a freshly booted gunicorn worker does."""
+    start.wait()
+    try:
+        AgentState(folder)
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_workers_booting_together_on_a_new_state_file_all_start(tmp_path: Path) -> None:
+    # gunicorn boots its workers at the same moment; each opens the state file and sets it up. SQLite refuses
+    # a switch to WAL with "database is locked" without waiting while another connection holds the file, and
+    # a worker that fails to boot makes gunicorn shut the whole agent down.
+    context = multiprocessing.get_context("spawn")
+    outcomes: list[str] = []
+    with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(6, mp_context=context) as pool:
+        for round_ in range(8):
+            folder = tmp_path / f"round-{round_}"  # a new state file each round
+            start = manager.Event()
+            runs = [pool.submit(open_state_at, str(folder), start) for _ in range(6)]
+            time.sleep(
+                0.3 if round_ else 1.5
+            )  # every process at the start line (the first round spawns them)
+            start.set()
+            outcomes += [run.result(timeout=60) for run in runs]
+    assert outcomes == ["ok"] * len(outcomes), sorted(set(outcomes))
+    assert AgentState(tmp_path / "round-0").remember_nonce("k", "after-the-race-01", int(time.time()))
